@@ -31,3 +31,12 @@ struct GemmArgs {
 void gemm(const GemmArgs& args);
 
 }  // namespace foundry
+
+namespace foundry {
+
+// The best GEMM throughput the device reaches, measured now (the roof that MFU is quoted
+// against): M = 2048, K = 512, N = 2048 through the backend's GEMM library directly, for about
+// `seconds`. dtype f32 or bf16 (bf16 inputs, f32 output).
+double gemm_peak_gflops(DType dtype, Device device, double seconds = 0.5);
+
+}  // namespace foundry

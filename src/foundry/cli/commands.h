@@ -1,0 +1,13 @@
+// Subcommands of the foundry command. Each registers itself on the CLI11 app and runs from its
+// callback; errors propagate as foundry::Error to main().
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace foundry::cli {
+
+void add_train_command(CLI::App& app);  // foundry train [RECIPE] [section.key=value ...]
+void add_bench_command(CLI::App& app);  // foundry bench step RECIPE [section.key=value ...]
+void add_info_command(CLI::App& app);   // foundry info
+
+}  // namespace foundry::cli

@@ -1,0 +1,86 @@
+#include "foundry/models/gpt/gpt_model.h"
+
+#include <cmath>
+
+namespace foundry {
+
+GPTConfig GPTModel::resolve(GPTConfig c) {
+  FOUNDRY_CHECK(c.vocab_size > 0, "model.vocab_size must be positive, got {}", c.vocab_size);
+  FOUNDRY_CHECK(c.hidden_size > 0, "model.hidden_size must be positive, got {}", c.hidden_size);
+  FOUNDRY_CHECK(c.num_layers > 0, "model.num_layers must be positive, got {}", c.num_layers);
+  FOUNDRY_CHECK(c.num_attention_heads > 0, "model.num_attention_heads must be positive, got {}",
+                c.num_attention_heads);
+  if (c.num_query_groups == 0) c.num_query_groups = c.num_attention_heads;
+  FOUNDRY_CHECK(c.num_attention_heads % c.num_query_groups == 0,
+                "model.num_attention_heads {} is not a multiple of model.num_query_groups {}",
+                c.num_attention_heads, c.num_query_groups);
+  if (c.kv_channels == 0) {
+    FOUNDRY_CHECK(c.hidden_size % c.num_attention_heads == 0,
+                  "model.hidden_size {} is not divisible by model.num_attention_heads {} (set model.kv_channels)",
+                  c.hidden_size, c.num_attention_heads);
+    c.kv_channels = c.hidden_size / c.num_attention_heads;
+  }
+  if (c.ffn_hidden_size == 0) c.ffn_hidden_size = 4 * c.hidden_size;
+  return c;
+}
+
+GPTModel::GPTModel(const GPTConfig& config, uint64_t seed)
+    : cfg_(resolve(config)),
+      embedding_({.vocab = cfg_.vocab_size, .hidden = cfg_.hidden_size,
+                  .init = Init::normal(cfg_.init_method_std)}),
+      final_layernorm_({.hidden = cfg_.hidden_size, .eps = cfg_.layernorm_epsilon}),
+      output_layer_({.in = cfg_.hidden_size, .out = cfg_.vocab_size,
+                     .init = Init::normal(cfg_.init_method_std),
+                     .compute = cfg_.bf16 ? DType::bf16 : DType::f32, .tp_split_axis = 0}) {
+  const DType compute = cfg_.bf16 ? DType::bf16 : DType::f32;
+  // Megatron's scaled init for the layers' output projections: std / sqrt(2 L).
+  const float output_std = cfg_.init_method_std / std::sqrt(2.f * static_cast<float>(cfg_.num_layers));
+  const TransformerLayer::Config layer{
+      .attention = {.hidden = cfg_.hidden_size, .num_heads = cfg_.num_attention_heads,
+                    .num_kv_heads = cfg_.num_query_groups, .head_dim = cfg_.kv_channels,
+                    .rope_theta = cfg_.rotary_base, .rotary_percent = cfg_.rotary_percent,
+                    .compute = compute, .init_std = cfg_.init_method_std,
+                    .output_init_std = output_std},
+      .mlp = {.hidden = cfg_.hidden_size, .ffn = cfg_.ffn_hidden_size, .compute = compute,
+              .init_std = cfg_.init_method_std, .output_init_std = output_std},
+      .norm_eps = cfg_.layernorm_epsilon};
+  layers_.reserve(static_cast<size_t>(cfg_.num_layers));
+  for (int64_t l = 0; l < cfg_.num_layers; ++l) layers_.emplace_back(layer);
+
+  embedding_.register_params(table_, "embedding.word_embeddings");
+  for (int64_t l = 0; l < cfg_.num_layers; ++l)
+    layers_[static_cast<size_t>(l)].register_params(table_, "decoder.layers." + std::to_string(l));
+  final_layernorm_.register_params(table_, "decoder.final_layernorm");
+  if (!cfg_.share_embeddings_and_output_weights) output_layer_.register_params(table_, "output_layer");
+  table_.allocate(seed);
+  // Tied head: the output layer reads the embedding's value and accumulates into its gradient.
+  if (cfg_.share_embeddings_and_output_weights) output_layer_.weight = embedding_.weight;
+}
+
+Tensor GPTModel::forward(Context& ctx, const Tensor& tokens, const SequenceLayout& seq, Saved& s) const {
+  s.layers.resize(layers_.size());
+  Tensor x = embedding_.forward(ctx, tokens, s.embedding);  // (T, H)
+  for (size_t l = 0; l < layers_.size(); ++l) x = layers_[l].forward(ctx, x, seq, s.layers[l]);
+  return output_layer_.forward(ctx, final_layernorm_.forward(ctx, x, s.final_norm), s.output);  // (T, V)
+}
+
+void GPTModel::backward(Context& ctx, const Tensor& dlogits, const SequenceLayout& seq, const Saved& s) {
+  Tensor dnorm = output_layer_.backward(ctx, dlogits, s.output);  // (T, H)
+  Tensor dx = Tensor::zeros(dnorm.shape());
+  final_layernorm_.backward(ctx, dnorm, s.final_norm, dx);
+  for (size_t l = layers_.size(); l-- > 0;) dx = layers_[l].backward(ctx, dx, seq, s.layers[l]);
+  embedding_.backward(ctx, dx, s.embedding);
+}
+
+double GPTModel::training_flops_per_token(int64_t seq_length) const {
+  const double H = static_cast<double>(cfg_.hidden_size), V = static_cast<double>(cfg_.vocab_size);
+  const double NH = static_cast<double>(cfg_.num_attention_heads);
+  const double NKV = static_cast<double>(cfg_.num_query_groups);
+  const double HD = static_cast<double>(cfg_.kv_channels), F = static_cast<double>(cfg_.ffn_hidden_size);
+  const double L = static_cast<double>(cfg_.num_layers), S = static_cast<double>(seq_length);
+  const double per_layer = H * (NH + 2 * NKV) * HD + NH * HD * H + H * 2 * F + F * H;
+  const double matmul_params = L * per_layer + V * H;
+  return 6.0 * matmul_params + 6.0 * L * S * NH * HD;
+}
+
+}  // namespace foundry

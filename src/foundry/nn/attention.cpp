@@ -1,0 +1,97 @@
+#include "foundry/nn/attention.h"
+
+#include "foundry/ops/attention.h"
+#include "foundry/ops/layout.h"
+#include "foundry/ops/rope.h"
+
+namespace foundry {
+
+SequenceLayout SequenceLayout::uniform(int64_t batch, int64_t seq) {
+  SequenceLayout l;
+  l.batch = batch;
+  l.positions = Tensor::empty({batch * seq}, DType::i32);
+  int32_t* p = l.positions.ptr<int32_t>();
+  for (int64_t t = 0; t < batch * seq; ++t) p[t] = static_cast<int32_t>(t % seq);
+  return l;
+}
+
+SequenceLayout SequenceLayout::packed(const std::vector<int32_t>& cu) {
+  FOUNDRY_CHECK(cu.size() >= 2 && cu.front() == 0, "SequenceLayout: cu_seqlens must start at 0");
+  SequenceLayout l;
+  l.batch = static_cast<int64_t>(cu.size()) - 1;
+  l.cu_seqlens = Tensor::from<int32_t>({static_cast<int64_t>(cu.size())}, cu);
+  l.positions = Tensor::empty({cu.back()}, DType::i32);
+  int32_t* p = l.positions.ptr<int32_t>();
+  for (size_t d = 0; d + 1 < cu.size(); ++d) {
+    FOUNDRY_CHECK(cu[d] <= cu[d + 1], "SequenceLayout: cu_seqlens not monotone at {}", d);
+    for (int32_t t = cu[d]; t < cu[d + 1]; ++t) p[t] = t - cu[d];
+  }
+  return l;
+}
+
+namespace {
+Attention::Config resolve(Attention::Config c) {
+  if (c.num_kv_heads == 0) c.num_kv_heads = c.num_heads;
+  FOUNDRY_CHECK(c.num_heads > 0 && c.hidden > 0, "Attention: hidden {} and num_heads {} must be positive",
+                c.hidden, c.num_heads);
+  if (c.head_dim == 0) {
+    FOUNDRY_CHECK(c.hidden % c.num_heads == 0, "Attention: hidden {} is not divisible by num_heads {}",
+                  c.hidden, c.num_heads);
+    c.head_dim = c.hidden / c.num_heads;
+  }
+  FOUNDRY_CHECK(c.num_heads % c.num_kv_heads == 0,
+                "Attention: num_attention_heads {} is not a multiple of num_query_groups {}",
+                c.num_heads, c.num_kv_heads);
+  return c;
+}
+}  // namespace
+
+Attention::Attention(Config c)
+    : cfg(resolve(c)),
+      linear_qkv({.in = cfg.hidden, .out = (cfg.num_heads + 2 * cfg.num_kv_heads) * cfg.head_dim,
+                  .init = Init::normal(cfg.init_std), .compute = cfg.compute, .tp_split_axis = 0}),
+      linear_proj({.in = cfg.num_heads * cfg.head_dim, .out = cfg.hidden,
+                   .init = Init::normal(cfg.output_init_std), .compute = cfg.compute,
+                   .tp_split_axis = 1}) {}
+
+void Attention::register_params(ParamTable& table, const std::string& name) {
+  linear_qkv.register_params(table, name + ".linear_qkv");
+  linear_proj.register_params(table, name + ".linear_proj");
+}
+
+Tensor Attention::forward(Context& ctx, const Tensor& x, const SequenceLayout& seq, Saved& s) const {
+  const int64_t T = x.size(0), NH = cfg.num_heads, NKV = cfg.num_kv_heads, HD = cfg.head_dim;
+  Tensor qkv = linear_qkv.forward(ctx, x, s.qkv_in);  // (T, NKV (G + 2) HD)
+  s.q = Tensor::empty({T, NH, HD});
+  s.k = Tensor::empty({T, NKV, HD});
+  s.v = Tensor::empty({T, NKV, HD});
+  qkv_split_forward({.num_heads = NH, .num_kv_heads = NKV, .qkv = qkv, .q = s.q, .k = s.k, .v = s.v});
+  qkv = Tensor();  // free before attention
+  rope_forward({.positions = seq.positions, .theta = cfg.rope_theta,
+                .rotary_percent = cfg.rotary_percent, .x = s.q, .out = s.q});
+  rope_forward({.positions = seq.positions, .theta = cfg.rope_theta,
+                .rotary_percent = cfg.rotary_percent, .x = s.k, .out = s.k});
+  s.out = Tensor::empty({T, NH, HD});
+  s.lse = Tensor::empty({T, NH});
+  attention_forward({.q = s.q, .k = s.k, .v = s.v, .cu_seqlens = seq.cu_seqlens, .batch = seq.batch,
+                     .causal = true, .out = s.out, .lse = s.lse});
+  return linear_proj.forward(ctx, s.out.reshape({T, NH * HD}), s.proj_in);  // (T, H)
+}
+
+Tensor Attention::backward(Context& ctx, const Tensor& dy, const SequenceLayout& seq, const Saved& s) {
+  const int64_t T = dy.size(0), NH = cfg.num_heads, NKV = cfg.num_kv_heads, HD = cfg.head_dim;
+  Tensor dout = linear_proj.backward(ctx, dy, s.proj_in).reshape({T, NH, HD});
+  Tensor dq = Tensor::empty({T, NH, HD}), dk = Tensor::empty({T, NKV, HD}), dv = Tensor::empty({T, NKV, HD});
+  attention_backward({.q = s.q, .k = s.k, .v = s.v, .cu_seqlens = seq.cu_seqlens, .batch = seq.batch,
+                      .causal = true, .out = s.out, .lse = s.lse, .dout = dout, .dq = dq, .dk = dk,
+                      .dv = dv});
+  rope_backward({.positions = seq.positions, .theta = cfg.rope_theta,
+                 .rotary_percent = cfg.rotary_percent, .dy = dq, .dx = dq});
+  rope_backward({.positions = seq.positions, .theta = cfg.rope_theta,
+                 .rotary_percent = cfg.rotary_percent, .dy = dk, .dx = dk});
+  Tensor dqkv = Tensor::empty({T, (NH + 2 * NKV) * HD});
+  qkv_split_backward({.num_heads = NH, .num_kv_heads = NKV, .qkv = dqkv, .q = dq, .k = dk, .v = dv});
+  return linear_qkv.backward(ctx, dqkv, s.qkv_in);
+}
+
+}  // namespace foundry

@@ -1,0 +1,56 @@
+// Self-attention (Megatron-Core SelfAttention semantics): fused QKV projection in Megatron's
+// grouped layout, rotary embedding on q and k, grouped-query attention (blocked, online
+// softmax), output projection.
+//   qkv = x Wqkv^T;  q, k, v = split(qkv);  q, k = rope(q), rope(k)
+//   o = softmax(q k^T / sqrt(HD) + causal mask) v;   y = o Wproj^T
+#pragma once
+
+#include "foundry/core/context.h"
+#include "foundry/nn/linear.h"
+
+namespace foundry {
+
+// Where each token sits: its position (for RoPE) and which packed sequence it belongs to.
+struct SequenceLayout {
+  Tensor positions;   // (T) i32
+  Tensor cu_seqlens;  // (num_seqs + 1) i32; empty: `batch` sequences of equal length
+  int64_t batch = 1;
+
+  // `batch` sequences of `seq` tokens each, positions 0..seq-1.
+  static SequenceLayout uniform(int64_t batch, int64_t seq);
+  // Packed documents: cu_seqlens (num_seqs + 1); positions restart at each document.
+  static SequenceLayout packed(const std::vector<int32_t>& cu_seqlens);
+};
+
+struct Attention {
+  struct Config {
+    int64_t hidden = 0;        // H
+    int64_t num_heads = 0;     // NH
+    int64_t num_kv_heads = 0;  // NKV (0: = NH)
+    int64_t head_dim = 0;      // HD (0: H / NH)
+    float rope_theta = 10000.f;
+    float rotary_percent = 1.f;
+    DType compute = DType::f32;
+    float init_std = 0.02f;
+    float output_init_std = 0.02f;  // Megatron scales it by 1 / sqrt(2 L)
+  };
+  struct Saved {
+    Linear::Saved qkv_in;
+    Tensor q, k, v;  // (T, NH, HD), (T, NKV, HD) x2, after RoPE
+    Tensor out;      // (T, NH, HD)
+    Tensor lse;      // (T, NH)
+    Linear::Saved proj_in;
+  };
+
+  Config cfg;
+  Linear linear_qkv;   // (NKV (G + 2) HD, H)
+  Linear linear_proj;  // (H, NH HD)
+
+  explicit Attention(Config c);
+  void register_params(ParamTable& table, const std::string& name);  // "...self_attention"
+
+  Tensor forward(Context& ctx, const Tensor& x, const SequenceLayout& seq, Saved& s) const;  // (T, H) -> (T, H)
+  Tensor backward(Context& ctx, const Tensor& dy, const SequenceLayout& seq, const Saved& s);  // -> dx (T, H), written
+};
+
+}  // namespace foundry

@@ -1,0 +1,42 @@
+#include "foundry/nn/transformer_layer.h"
+
+#include "foundry/ops/elementwise.h"
+
+namespace foundry {
+
+TransformerLayer::TransformerLayer(Config c)
+    : cfg(c),
+      input_layernorm({.hidden = c.attention.hidden, .eps = c.norm_eps}),
+      self_attention(c.attention),
+      pre_mlp_layernorm({.hidden = c.attention.hidden, .eps = c.norm_eps}),
+      mlp(c.mlp) {}
+
+void TransformerLayer::register_params(ParamTable& table, const std::string& name) {
+  input_layernorm.register_params(table, name + ".input_layernorm");
+  self_attention.register_params(table, name + ".self_attention");
+  pre_mlp_layernorm.register_params(table, name + ".pre_mlp_layernorm");
+  mlp.register_params(table, name + ".mlp");
+}
+
+Tensor TransformerLayer::forward(Context& ctx, const Tensor& x, const SequenceLayout& seq,
+                                 Saved& s) const {
+  Tensor a = self_attention.forward(ctx, input_layernorm.forward(ctx, x, s.input_norm), seq, s.attention);
+  Tensor x1 = Tensor::empty(x.shape());
+  add_forward({.a = x, .b = a, .out = x1});  // x1 = x + attn
+  Tensor m = mlp.forward(ctx, pre_mlp_layernorm.forward(ctx, x1, s.pre_mlp_norm), s.mlp);
+  add_forward({.a = x1, .b = m, .out = m});  // out = x1 + mlp (in place)
+  return m;
+}
+
+Tensor TransformerLayer::backward(Context& ctx, const Tensor& dout, const SequenceLayout& seq,
+                                  const Saved& s) {
+  // d x1 = dout + RMSNorm'(x1)^T MLP'^T dout
+  Tensor dx1 = dout.clone();
+  pre_mlp_layernorm.backward(ctx, mlp.backward(ctx, dout, s.mlp), s.pre_mlp_norm, dx1);
+  // d x = dx1 + RMSNorm'(x)^T Attention'^T dx1
+  Tensor dx = dx1.clone();
+  input_layernorm.backward(ctx, self_attention.backward(ctx, dx1, seq, s.attention), s.input_norm, dx);
+  return dx;
+}
+
+}  // namespace foundry

@@ -1,0 +1,188 @@
+#include "foundry/train/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+
+#include "foundry/core/check.h"
+
+namespace foundry {
+
+namespace {
+
+// One settable key: how to read it from a YAML scalar and how to print it.
+struct Field {
+  std::function<void(RunConfig&, const YAML::Node&)> set;
+  std::function<std::string(const RunConfig&)> get;
+};
+
+template <class S, class T>
+Field make_field(S RunConfig::*section, T S::*member, const char* type_name, const std::string& key) {
+  Field f;
+  f.set = [=](RunConfig& c, const YAML::Node& n) {
+    try {
+      (c.*section).*member = n.as<T>();
+    } catch (const YAML::Exception&) {
+      FOUNDRY_FAIL("config key '{}': value '{}' is not a valid {}", key,
+                   n.IsScalar() ? n.Scalar() : std::string("<non-scalar>"), type_name);
+    }
+  };
+  f.get = [=](const RunConfig& c) {
+    std::ostringstream os;
+    if constexpr (std::is_same_v<T, bool>) os << (((c.*section).*member) ? "true" : "false");
+    else os << (c.*section).*member;
+    return os.str();
+  };
+  return f;
+}
+
+const std::map<std::string, std::map<std::string, Field>>& fields() {
+  static const auto table = [] {
+    std::map<std::string, std::map<std::string, Field>> t;
+    auto& m = t["model"];
+    auto mk = [&](const char* key, auto member, const char* type) {
+      m[key] = make_field(&RunConfig::model, member, type, std::string("model.") + key);
+    };
+    mk("vocab_size", &GPTConfig::vocab_size, "integer");
+    mk("hidden_size", &GPTConfig::hidden_size, "integer");
+    mk("num_layers", &GPTConfig::num_layers, "integer");
+    mk("num_attention_heads", &GPTConfig::num_attention_heads, "integer");
+    mk("num_query_groups", &GPTConfig::num_query_groups, "integer");
+    mk("kv_channels", &GPTConfig::kv_channels, "integer");
+    mk("ffn_hidden_size", &GPTConfig::ffn_hidden_size, "integer");
+    mk("layernorm_epsilon", &GPTConfig::layernorm_epsilon, "number");
+    mk("rotary_base", &GPTConfig::rotary_base, "number");
+    mk("rotary_percent", &GPTConfig::rotary_percent, "number");
+    mk("init_method_std", &GPTConfig::init_method_std, "number");
+    mk("share_embeddings_and_output_weights", &GPTConfig::share_embeddings_and_output_weights, "boolean");
+    mk("bf16", &GPTConfig::bf16, "boolean");
+    auto& tr = t["train"];
+    auto tk = [&](const char* key, auto member, const char* type) {
+      tr[key] = make_field(&RunConfig::train, member, type, std::string("train.") + key);
+    };
+    tk("micro_batch_size", &TrainConfig::micro_batch_size, "integer");
+    tk("seq_length", &TrainConfig::seq_length, "integer");
+    tk("train_iters", &TrainConfig::train_iters, "integer");
+    tk("lr", &TrainConfig::lr, "number");
+    tk("weight_decay", &TrainConfig::weight_decay, "number");
+    tk("adam_beta1", &TrainConfig::adam_beta1, "number");
+    tk("adam_beta2", &TrainConfig::adam_beta2, "number");
+    tk("adam_eps", &TrainConfig::adam_eps, "number");
+    tk("clip_grad", &TrainConfig::clip_grad, "number");
+    tk("seed", &TrainConfig::seed, "integer");
+    tk("log_interval", &TrainConfig::log_interval, "integer");
+    tk("threads", &TrainConfig::threads, "integer");
+    return t;
+  }();
+  return table;
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+template <class Map>
+std::string closest(const std::string& key, const Map& candidates, const std::string& prefix) {
+  std::string best;
+  size_t best_d = ~size_t{0};
+  for (const auto& [name, unused] : candidates) {
+    const size_t d = edit_distance(key, name);
+    if (d < best_d) best_d = d, best = name;
+  }
+  return best.empty() ? "" : fmt::format(" (did you mean '{}{}'?)", prefix, best);
+}
+
+const Field& find_field(const std::string& section, const std::string& key, const std::string& where) {
+  const auto& t = fields();
+  auto s = t.find(section);
+  FOUNDRY_CHECK(s != t.end(), "{}: unknown config section '{}'{}", where, section, closest(section, t, ""));
+  auto f = s->second.find(key);
+  FOUNDRY_CHECK(f != s->second.end(), "{}: unknown config key '{}.{}'{}", where, section, key,
+                closest(key, s->second, section + "."));
+  return f->second;
+}
+
+void validate(const RunConfig& c) {
+  FOUNDRY_CHECK(c.train.micro_batch_size > 0, "train.micro_batch_size must be positive, got {}", c.train.micro_batch_size);
+  FOUNDRY_CHECK(c.train.seq_length > 0, "train.seq_length must be positive, got {}", c.train.seq_length);
+  FOUNDRY_CHECK(c.train.train_iters >= 0, "train.train_iters must be >= 0, got {}", c.train.train_iters);
+  FOUNDRY_CHECK(c.train.lr >= 0, "train.lr must be >= 0, got {}", c.train.lr);
+  FOUNDRY_CHECK(c.train.log_interval > 0, "train.log_interval must be positive, got {}", c.train.log_interval);
+  FOUNDRY_CHECK(c.train.threads >= 0, "train.threads must be >= 0, got {}", c.train.threads);
+  FOUNDRY_CHECK(c.model.rotary_percent > 0 && c.model.rotary_percent <= 1,
+                "model.rotary_percent must be in (0, 1], got {}", c.model.rotary_percent);
+}
+
+}  // namespace
+
+RunConfig RunConfig::parse(const std::string& text, const std::string& source,
+                           const std::vector<std::string>& overrides) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    FOUNDRY_FAIL("{}: YAML error at line {}: {}", source, e.mark.line + 1, e.msg);
+  }
+  RunConfig c;
+  if (root && !root.IsNull()) {
+    FOUNDRY_CHECK(root.IsMap(), "{}: a recipe is a map of sections (model:, train:)", source);
+    for (const auto& section : root) {
+      const std::string name = section.first.as<std::string>();
+      FOUNDRY_CHECK(section.second.IsMap() || section.second.IsNull(), "{}: section '{}' must be a map", source, name);
+      FOUNDRY_CHECK(fields().count(name), "{}: unknown config section '{}'{}", source, name,
+                    closest(name, fields(), ""));
+      if (section.second.IsNull()) continue;
+      for (const auto& kv : section.second) {
+        const std::string key = kv.first.as<std::string>();
+        find_field(name, key, source).set(c, kv.second);
+      }
+    }
+  }
+  for (const auto& o : overrides) c.apply_override(o);
+  validate(c);
+  return c;
+}
+
+RunConfig RunConfig::load(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path);
+  FOUNDRY_CHECK(in.good(), "cannot open recipe '{}'", path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse(ss.str(), path, overrides);
+}
+
+void RunConfig::apply_override(const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  const auto dot = assignment.find('.');
+  FOUNDRY_CHECK(eq != std::string::npos && dot != std::string::npos && dot < eq,
+                "override '{}' is not of the form section.key=value", assignment);
+  const std::string section = assignment.substr(0, dot), key = assignment.substr(dot + 1, eq - dot - 1);
+  const std::string value = assignment.substr(eq + 1);
+  find_field(section, key, "override").set(*this, YAML::Load(value));
+  validate(*this);
+}
+
+std::string RunConfig::to_yaml() const {
+  std::string out;
+  for (const auto& [section, keys] : fields()) {
+    out += section + ":\n";
+    for (const auto& [key, f] : keys) out += "  " + key + ": " + f.get(*this) + "\n";
+  }
+  return out;
+}
+
+}  // namespace foundry
