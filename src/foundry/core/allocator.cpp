@@ -4,6 +4,9 @@
 #include <memory>
 
 #include "foundry/core/check.h"
+#ifdef FOUNDRY_HAVE_CUDA
+#include "foundry/backend/cuda/runtime.h"  // link-time only: the CUDA build's device memory
+#endif
 
 namespace foundry {
 
@@ -22,6 +25,21 @@ class CpuAllocator final : public Allocator {
   }
   void raw_free(void* p) override { std::free(p); }
 };
+
+#ifdef FOUNDRY_HAVE_CUDA
+class CudaAllocator final : public Allocator {
+ public:
+  explicit CudaAllocator(int index) : Allocator(Device::cuda(index)), index_(index) {}
+  ~CudaAllocator() override { release_cached(); }
+
+ protected:
+  void* raw_allocate(size_t bytes) override { return cuda::malloc_on(index_, bytes); }
+  void raw_free(void* p) override { cuda::free_on(index_, p); }
+
+ private:
+  int index_;
+};
+#endif
 
 }  // namespace
 
@@ -81,9 +99,20 @@ void Allocator::release_cached() {
 }
 
 Allocator& Allocator::get(Device d) {
-  FOUNDRY_CHECK(d.is_cpu(), "no allocator for device {} in this build", d.str());
   static CpuAllocator* cpu = new CpuAllocator();  // lives for the whole process
-  return *cpu;
+  if (d.is_cpu()) return *cpu;
+#ifdef FOUNDRY_HAVE_CUDA
+  static const int count = cuda::device_count();
+  FOUNDRY_CHECK(d.index >= 0 && d.index < count, "device {} not present ({} CUDA devices)", d.str(), count);
+  static std::mutex mu;
+  static std::map<int, Allocator*> per_device;
+  std::lock_guard lock(mu);
+  Allocator*& a = per_device[d.index];
+  if (a == nullptr) a = new CudaAllocator(d.index);
+  return *a;
+#else
+  FOUNDRY_FAIL("device {} not supported: this build has no CUDA backend", d.str());
+#endif
 }
 
 }  // namespace foundry

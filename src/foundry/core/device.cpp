@@ -3,6 +3,9 @@
 #include <charconv>
 
 #include "foundry/core/check.h"
+#ifdef FOUNDRY_HAVE_CUDA
+#include "foundry/backend/cuda/runtime.h"
+#endif
 
 namespace foundry {
 
@@ -16,6 +19,14 @@ Device Device::parse(std::string_view s) {
     if (ec == std::errc() && p == rest.data() + rest.size() && i >= 0) return cuda(i);
   }
   FOUNDRY_FAIL("unknown device '{}' (expected cpu, cuda or cuda:N)", s);
+}
+
+int cuda_device_count() {
+#ifdef FOUNDRY_HAVE_CUDA
+  return cuda::device_count();
+#else
+  return 0;
+#endif
 }
 
 std::string Device::str() const {

@@ -21,4 +21,7 @@ struct Device {
   friend bool operator==(const Device&, const Device&) = default;
 };
 
+// Number of CUDA devices this build and machine can use (0 without the CUDA backend or a GPU).
+int cuda_device_count();
+
 }  // namespace foundry

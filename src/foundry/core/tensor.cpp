@@ -2,6 +2,10 @@
 
 #include <cstring>
 
+#ifdef FOUNDRY_HAVE_CUDA
+#include "foundry/backend/cuda/runtime.h"
+#endif
+
 namespace foundry {
 
 TensorView TensorView::reshape(const Shape& s) const {
@@ -79,15 +83,37 @@ Tensor Tensor::clone() const {
 }
 
 void Tensor::zero_() {
-  FOUNDRY_CHECK(device().is_cpu(), "zero_: device {} not supported here", device().str());
-  if (defined()) std::memset(data(), 0, static_cast<size_t>(nbytes()));
+  if (!defined() || nbytes() == 0) return;
+  if (device().is_cpu()) {
+    std::memset(data(), 0, static_cast<size_t>(nbytes()));
+    return;
+  }
+#ifdef FOUNDRY_HAVE_CUDA
+  cuda::memset_zero(data(), static_cast<size_t>(nbytes()));
+#else
+  FOUNDRY_FAIL("zero_: device {} not supported in this build", device().str());
+#endif
 }
 
 void Tensor::copy_from(const TensorView& src) {
   FOUNDRY_CHECK(src.numel() == numel() && src.dtype == dtype_,
                 "copy_from: source {} does not match destination {}", src.str(), str());
-  FOUNDRY_CHECK(device().is_cpu() && src.device.is_cpu(), "copy_from: only cpu tensors here");
-  if (nbytes() > 0) std::memmove(data(), src.data, static_cast<size_t>(nbytes()));
+  if (nbytes() == 0) return;
+  if (device().is_cpu() && src.device.is_cpu()) {
+    std::memmove(data(), src.data, static_cast<size_t>(nbytes()));
+    return;
+  }
+#ifdef FOUNDRY_HAVE_CUDA
+  cuda::copy(data(), src.data, static_cast<size_t>(nbytes()));
+#else
+  FOUNDRY_FAIL("copy_from: {} to {} not supported in this build", src.device.str(), device().str());
+#endif
+}
+
+Tensor Tensor::to_device(Device d) const {
+  Tensor t = empty(shape_, dtype_, d);
+  t.copy_from(view());
+  return t;
 }
 
 namespace {
@@ -114,15 +140,25 @@ void store_float(const TensorView& v, int64_t i, float x) {
 }  // namespace
 
 Tensor Tensor::to(DType dtype) const {
+  FOUNDRY_CHECK(device().is_cpu(), "to({}): dtype conversion of {} tensors is not supported",
+                dtype_name(dtype), device().str());
   Tensor t = empty(shape_, dtype, device());
   const TensorView src = view(), dst = t.view();
   const int64_t n = numel();
+  if (dtype_ == DType::f32 && dtype == DType::bf16) {  // the mixed-precision hot path
+    const float* in = src.ptr<float>();
+    uint16_t* out = static_cast<uint16_t*>(dst.data);
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; ++i) out[i] = f32_to_bf16(in[i]);
+    return t;
+  }
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; ++i) store_float(dst, i, load_float(src, i));
   return t;
 }
 
 std::vector<float> Tensor::to_vector() const {
+  if (!device().is_cpu()) return to_device(Device::cpu()).to_vector();
   std::vector<float> out(static_cast<size_t>(numel()));
   const TensorView v = view();
   for (int64_t i = 0; i < numel(); ++i) out[static_cast<size_t>(i)] = load_float(v, i);

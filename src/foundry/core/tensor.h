@@ -73,6 +73,7 @@ class Tensor {
   Tensor reinterpret(const Shape& s, DType dtype) const;
 
   Tensor clone() const;
+  Tensor to_device(Device device) const;  // copy to another device (same dtype and shape)
   Tensor to(DType dtype) const;           // element conversion (f32 <-> bf16/f16, ints)
   void zero_();
   void copy_from(const TensorView& src);  // same numel and dtype
