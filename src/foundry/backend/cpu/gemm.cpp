@@ -10,6 +10,7 @@
 #include <bit>
 #include <chrono>
 #include <list>
+#include <memory>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
