@@ -8,12 +8,11 @@
 //   dnnl_sgemm (why the kernel does not call dnnl_sgemm).
 // Run: build/release/bench/attention_bench  (about 20-40 s with default settings).
 #include <benchmark/benchmark.h>
-
+#include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
 
 #include <algorithm>
 #include <chrono>
-#include <omp.h>
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "foundry/backend/cpu/attention_kernels.h"
@@ -70,8 +69,8 @@ void BM_GemmRoof(benchmark::State& state) {
   DnnlMatmul mm;
   mm.run();
   for (auto _ : state) mm.run();
-  state.counters["GFLOP/s"] = benchmark::Counter(DnnlMatmul::flops() * 1e-9,
-                                                 benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(DnnlMatmul::flops() * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_GemmRoof)->Unit(benchmark::kMillisecond)->UseRealTime();
 
@@ -80,9 +79,19 @@ struct AttentionProblem {
   Tensor q = randn({S, NH, HD}, 3), k = randn({S, NKV, HD}, 4), v = randn({S, NKV, HD}, 5);
   Tensor dout = randn({S, NH, HD}, 6);
   Tensor out = Tensor::empty({S, NH, HD}), lse = Tensor::empty({S, NH});
-  Tensor dq = Tensor::empty({S, NH, HD}), dk = Tensor::empty({S, NKV, HD}), dv = Tensor::empty({S, NKV, HD});
+  Tensor dq = Tensor::empty({S, NH, HD}), dk = Tensor::empty({S, NKV, HD}),
+         dv = Tensor::empty({S, NKV, HD});
   foundry::AttentionArgs args() const {
-    return {.q = q, .k = k, .v = v, .causal = true, .out = out, .lse = lse, .dout = dout, .dq = dq, .dk = dk, .dv = dv};
+    return {.q = q,
+            .k = k,
+            .v = v,
+            .causal = true,
+            .out = out,
+            .lse = lse,
+            .dout = dout,
+            .dq = dq,
+            .dk = dk,
+            .dv = dv};
   }
   static double forward_flops() { return 4.0 * S * S * HD * NH / 2; }  // causal: half
 };
@@ -131,7 +140,8 @@ void BM_AttentionBackward(benchmark::State& state) {
   AttentionProblem p;
   const auto a = p.args();
   foundry::attention_forward(a);
-  run_and_report(state, 2.5 * AttentionProblem::forward_flops(), [&] { foundry::attention_backward(a); });
+  run_and_report(state, 2.5 * AttentionProblem::forward_flops(),
+                 [&] { foundry::attention_backward(a); });
 }
 BENCHMARK(BM_AttentionBackward)->Unit(benchmark::kMillisecond)->UseManualTime();
 

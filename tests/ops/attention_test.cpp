@@ -28,8 +28,8 @@ struct Case {
   float scale = 0.f;
   float q_std = 1.f;  // larger values give peakier softmax rows
   std::string str() const {
-    std::string s = "T=" + std::to_string(T) + " NH=" + std::to_string(NH) + " NKV=" +
-                    std::to_string(NKV) + " HD=" + std::to_string(HD) +
+    std::string s = "T=" + std::to_string(T) + " NH=" + std::to_string(NH) +
+                    " NKV=" + std::to_string(NKV) + " HD=" + std::to_string(HD) +
                     (causal ? " causal" : " full") + " batch=" + std::to_string(batch) + " cu=";
     for (int32_t c : cu) s += std::to_string(c) + ",";
     return s;
@@ -48,14 +48,25 @@ struct Inputs {
         v(randn({c.T, c.NKV, c.HD}, seed + 2)),
         dout(randn({c.T, c.NH, c.HD}, seed + 3)) {
     if (!c.cu.empty())
-      cu = Tensor::from<int32_t>({static_cast<int64_t>(c.cu.size())}, std::span<const int32_t>(c.cu));
+      cu = Tensor::from<int32_t>({static_cast<int64_t>(c.cu.size())},
+                                 std::span<const int32_t>(c.cu));
   }
 };
 
 AttentionArgs make_args(const Case& c, const Inputs& in, const Outputs& o) {
-  return {.q = in.q, .k = in.k, .v = in.v, .cu_seqlens = in.cu, .batch = c.batch,
-          .causal = c.causal, .scale = c.scale, .out = o.out, .lse = o.lse, .dout = in.dout,
-          .dq = o.dq, .dk = o.dk, .dv = o.dv};
+  return {.q = in.q,
+          .k = in.k,
+          .v = in.v,
+          .cu_seqlens = in.cu,
+          .batch = c.batch,
+          .causal = c.causal,
+          .scale = c.scale,
+          .out = o.out,
+          .lse = o.lse,
+          .dout = in.dout,
+          .dq = o.dq,
+          .dk = o.dk,
+          .dv = o.dv};
 }
 
 // Forward then backward, with the fused kernel or the reference.
@@ -114,11 +125,15 @@ TEST(Attention, MatchesReferenceHeadDim256) {
 
 TEST(Attention, MatchesReferenceBatchAndScale) {
   for (bool causal : {true, false}) {
-    expect_matches_reference({.T = 3 * 37, .NH = 4, .NKV = 2, .HD = 13, .causal = causal, .batch = 3});
-    expect_matches_reference({.T = 2 * 65, .NH = 6, .NKV = 1, .HD = 8, .causal = causal, .batch = 2});
-    expect_matches_reference({.T = 61, .NH = 4, .NKV = 4, .HD = 13, .causal = causal, .scale = 0.3f});
+    expect_matches_reference(
+        {.T = 3 * 37, .NH = 4, .NKV = 2, .HD = 13, .causal = causal, .batch = 3});
+    expect_matches_reference(
+        {.T = 2 * 65, .NH = 6, .NKV = 1, .HD = 8, .causal = causal, .batch = 2});
+    expect_matches_reference(
+        {.T = 61, .NH = 4, .NKV = 4, .HD = 13, .causal = causal, .scale = 0.3f});
     // Peaky rows: scores of order +-100, the online softmax rescales many times.
-    expect_matches_reference({.T = 130, .NH = 2, .NKV = 1, .HD = 16, .causal = causal, .q_std = 12.f});
+    expect_matches_reference(
+        {.T = 130, .NH = 2, .NKV = 1, .HD = 16, .causal = causal, .q_std = 12.f});
   }
 }
 
@@ -189,8 +204,15 @@ TEST(Attention, FiniteDifferences) {
     const Outputs g = run(c, in, false);
     const Tensor out = Tensor::empty({c.T, c.NH, c.HD}), lse = Tensor::empty({c.T, c.NH});
     const auto loss = [&] {
-      attention_forward({.q = in.q, .k = in.k, .v = in.v, .cu_seqlens = in.cu, .batch = c.batch,
-                         .causal = c.causal, .scale = c.scale, .out = out, .lse = lse});
+      attention_forward({.q = in.q,
+                         .k = in.k,
+                         .v = in.v,
+                         .cu_seqlens = in.cu,
+                         .batch = c.batch,
+                         .causal = c.causal,
+                         .scale = c.scale,
+                         .out = out,
+                         .lse = lse});
       return testing::dot(out, in.dout);
     };
     EXPECT_TRUE(testing::finite_difference_check(loss, in.q, g.dq)) << "dq";
@@ -250,68 +272,98 @@ void expect_error(Edit edit, const std::string& needle) {
 }
 
 TEST(Attention, BadInput) {
-  expect_error([](AttentionArgs& a) {  // NH % NKV != 0
-    Tensor k = Tensor::zeros({8, 3, 8});
-    a.k = k;
-    return k;
-  }, "(8, 3, 8)");
-  expect_error([](AttentionArgs& a) {  // HD > 256
-    Tensor q = Tensor::zeros({8, 4, 257});
-    a.q = q;
-    return q;
-  }, "257");
-  expect_error([](AttentionArgs& a) {  // k/v head dim differs from q
-    Tensor v = Tensor::zeros({8, 2, 7});
-    a.v = v;
-    return v;
-  }, "(8, 2, 7)");
-  expect_error([](AttentionArgs& a) {  // cu_seqlens does not end at T
-    Tensor cu = Tensor::from<int32_t>({3}, std::vector<int32_t>{0, 3, 7});
-    a.cu_seqlens = cu;
-    return cu;
-  }, "ends at 7");
-  expect_error([](AttentionArgs& a) {  // cu_seqlens decreasing
-    Tensor cu = Tensor::from<int32_t>({4}, std::vector<int32_t>{0, 5, 3, 8});
-    a.cu_seqlens = cu;
-    return cu;
-  }, "non-decreasing");
-  expect_error([](AttentionArgs& a) {  // cu_seqlens not starting at 0
-    Tensor cu = Tensor::from<int32_t>({2}, std::vector<int32_t>{1, 8});
-    a.cu_seqlens = cu;
-    return cu;
-  }, "cu_seqlens[0]");
-  expect_error([](AttentionArgs& a) {  // cu_seqlens of the wrong dtype
-    Tensor cu = Tensor::from<int64_t>({2}, std::vector<int64_t>{0, 8});
-    a.cu_seqlens = cu;
-    return cu;
-  }, "i64");
-  expect_error([](AttentionArgs& a) {  // T % batch
-    a.batch = 3;
-    return Tensor();
-  }, "batch = 3");
-  expect_error([](AttentionArgs& a) {  // bf16 q
-    Tensor q = Tensor::zeros({8, 4, 8}, DType::bf16);
-    a.q = q;
-    return q;
-  }, "bf16");
-  expect_error([](AttentionArgs& a) {  // wrong lse shape
-    Tensor lse = Tensor::zeros({8, 2});
-    a.lse = lse;
-    return lse;
-  }, "lse");
-  expect_error([](AttentionArgs& a) {  // q not 3-D
-    Tensor q = Tensor::zeros({32, 8});
-    a.q = q;
-    return q;
-  }, "(32, 8)");
+  expect_error(
+      [](AttentionArgs& a) {  // NH % NKV != 0
+        Tensor k = Tensor::zeros({8, 3, 8});
+        a.k = k;
+        return k;
+      },
+      "(8, 3, 8)");
+  expect_error(
+      [](AttentionArgs& a) {  // HD > 256
+        Tensor q = Tensor::zeros({8, 4, 257});
+        a.q = q;
+        return q;
+      },
+      "257");
+  expect_error(
+      [](AttentionArgs& a) {  // k/v head dim differs from q
+        Tensor v = Tensor::zeros({8, 2, 7});
+        a.v = v;
+        return v;
+      },
+      "(8, 2, 7)");
+  expect_error(
+      [](AttentionArgs& a) {  // cu_seqlens does not end at T
+        Tensor cu = Tensor::from<int32_t>({3}, std::vector<int32_t>{0, 3, 7});
+        a.cu_seqlens = cu;
+        return cu;
+      },
+      "ends at 7");
+  expect_error(
+      [](AttentionArgs& a) {  // cu_seqlens decreasing
+        Tensor cu = Tensor::from<int32_t>({4}, std::vector<int32_t>{0, 5, 3, 8});
+        a.cu_seqlens = cu;
+        return cu;
+      },
+      "non-decreasing");
+  expect_error(
+      [](AttentionArgs& a) {  // cu_seqlens not starting at 0
+        Tensor cu = Tensor::from<int32_t>({2}, std::vector<int32_t>{1, 8});
+        a.cu_seqlens = cu;
+        return cu;
+      },
+      "cu_seqlens[0]");
+  expect_error(
+      [](AttentionArgs& a) {  // cu_seqlens of the wrong dtype
+        Tensor cu = Tensor::from<int64_t>({2}, std::vector<int64_t>{0, 8});
+        a.cu_seqlens = cu;
+        return cu;
+      },
+      "i64");
+  expect_error(
+      [](AttentionArgs& a) {  // T % batch
+        a.batch = 3;
+        return Tensor();
+      },
+      "batch = 3");
+  expect_error(
+      [](AttentionArgs& a) {  // bf16 q
+        Tensor q = Tensor::zeros({8, 4, 8}, DType::bf16);
+        a.q = q;
+        return q;
+      },
+      "bf16");
+  expect_error(
+      [](AttentionArgs& a) {  // wrong lse shape
+        Tensor lse = Tensor::zeros({8, 2});
+        a.lse = lse;
+        return lse;
+      },
+      "lse");
+  expect_error(
+      [](AttentionArgs& a) {  // q not 3-D
+        Tensor q = Tensor::zeros({32, 8});
+        a.q = q;
+        return q;
+      },
+      "(32, 8)");
   // Backward-only outputs.
   const Case c{8, 4, 2, 8, true};
   const Inputs in(c);
   const Tensor out = Tensor::empty({8, 4, 8}), lse = Tensor::empty({8, 4}),
-               dq = Tensor::empty({8, 4, 8}), dk = Tensor::empty({8, 4, 8}), dv = Tensor::empty({8, 2, 8});
+               dq = Tensor::empty({8, 4, 8}), dk = Tensor::empty({8, 4, 8}),
+               dv = Tensor::empty({8, 2, 8});
   try {
-    attention_backward({.q = in.q, .k = in.k, .v = in.v, .out = out, .lse = lse, .dout = in.dout,
-                        .dq = dq, .dk = dk, .dv = dv});
+    attention_backward({.q = in.q,
+                        .k = in.k,
+                        .v = in.v,
+                        .out = out,
+                        .lse = lse,
+                        .dout = in.dout,
+                        .dq = dq,
+                        .dk = dk,
+                        .dv = dv});
     ADD_FAILURE() << "no error for a dk of the wrong shape";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("attention_backward: dk"), std::string::npos) << e.what();

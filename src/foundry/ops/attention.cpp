@@ -24,8 +24,8 @@ void check_inputs(std::string_view op, const AttentionArgs& a) {
   FOUNDRY_CHECK(HD >= 1 && HD <= kMaxHeadDim, "{}: head dim HD = {} (q {}) must be in [1, {}]", op,
                 HD, a.q.shape.str(), kMaxHeadDim);
   FOUNDRY_CHECK(NH >= 1 && NKV >= 1 && NH % NKV == 0,
-                "{}: query heads NH = {} must be a multiple of kv heads NKV = {} (q {}, k {})", op, NH,
-                NKV, a.q.shape.str(), a.k.shape.str());
+                "{}: query heads NH = {} must be a multiple of kv heads NKV = {} (q {}, k {})", op,
+                NH, NKV, a.q.shape.str(), a.k.shape.str());
   check_shape(op, "k", a.k, Shape{T, NKV, HD});
   check_shape(op, "v", a.v, Shape{T, NKV, HD});
   FOUNDRY_CHECK(std::isfinite(a.scale), "{}: scale {} is not finite", op, a.scale);
@@ -40,14 +40,16 @@ void check_inputs(std::string_view op, const AttentionArgs& a) {
     const int64_t n = a.cu_seqlens.numel();
     FOUNDRY_CHECK(cu[0] == 0, "{}: cu_seqlens[0] = {}, expected 0", op, cu[0]);
     for (int64_t i = 1; i < n; ++i)
-      FOUNDRY_CHECK(cu[i] >= cu[i - 1], "{}: cu_seqlens must be non-decreasing, but cu_seqlens[{}] = {} < cu_seqlens[{}] = {}",
-                    op, i, cu[i], i - 1, cu[i - 1]);
-    FOUNDRY_CHECK(cu[n - 1] == T, "{}: cu_seqlens ends at {}, expected T = {} (q {})", op, cu[n - 1],
-                  T, a.q.shape.str());
+      FOUNDRY_CHECK(
+          cu[i] >= cu[i - 1],
+          "{}: cu_seqlens must be non-decreasing, but cu_seqlens[{}] = {} < cu_seqlens[{}] = {}",
+          op, i, cu[i], i - 1, cu[i - 1]);
+    FOUNDRY_CHECK(cu[n - 1] == T, "{}: cu_seqlens ends at {}, expected T = {} (q {})", op,
+                  cu[n - 1], T, a.q.shape.str());
   } else {
     FOUNDRY_CHECK(a.batch >= 1 && T % a.batch == 0,
-                  "{}: T = {} tokens (q {}) is not divisible into batch = {} equal sequences", op, T,
-                  a.q.shape.str(), a.batch);
+                  "{}: T = {} tokens (q {}) is not divisible into batch = {} equal sequences", op,
+                  T, a.q.shape.str(), a.batch);
   }
 }
 

@@ -1,6 +1,7 @@
 // CPU attention: FlashAttention-2 (Dao 2023, Algorithms 1 and 2) blocked over queries and keys,
 // with online softmax in the forward pass and P recomputed from the saved log-sum-exp in the
-// backward pass. Contract and shapes: ops/attention.h (args already validated by ops/attention.cpp).
+// backward pass. Contract and shapes: ops/attention.h (args already validated by
+// ops/attention.cpp).
 #pragma once
 
 #include "foundry/ops/attention.h"

@@ -10,13 +10,14 @@ float exp2_approx(float x) {
   x = std::min(std::max(x, -200.f), 128.f);  // std::max(-inf, -200) = -200
   const float n = std::nearbyint(x);
   const float f = x - n;
+  // std::fma: the same roundings as the vector version's FMAs.
   float p = 1.535336188319500e-4f;
-  p = p * f + 1.339887440266574e-3f;
-  p = p * f + 9.618437357674640e-3f;
-  p = p * f + 5.550332471162809e-2f;
-  p = p * f + 2.402264791363012e-1f;
-  p = p * f + 6.931472028550421e-1f;
-  p = p * f + 1.f;
+  p = std::fma(p, f, 1.339887440266574e-3f);
+  p = std::fma(p, f, 9.618437357674640e-3f);
+  p = std::fma(p, f, 5.550332471162809e-2f);
+  p = std::fma(p, f, 2.402264791363012e-1f);
+  p = std::fma(p, f, 6.931472028550421e-1f);
+  p = std::fma(p, f, 1.f);
   return std::ldexp(p, static_cast<int>(n));
 }
 
@@ -28,14 +29,14 @@ constexpr int kMR = 6;  // rows of C per register tile (6 x 4 vectors = 24 accum
 // One register tile: rows [0, MR) of C, NV vectors of 16 columns, the last one masked.
 // kRowA: A is read along its rows (a_cs == 1), otherwise along its columns (a_rs == 1).
 template <int MR, int NV, bool kRowA>
-inline void tile(int64_t K, const float* a, int64_t a_rs, int64_t a_cs, const float* b,
-                 int64_t ldb, float* c, int64_t ldc, bool accumulate, __mmask16 last) {
+inline void tile(int64_t K, const float* a, int64_t a_rs, int64_t a_cs, const float* b, int64_t ldb,
+                 float* c, int64_t ldc, bool accumulate, __mmask16 last) {
   __m512 acc[MR][NV];
 #pragma GCC unroll 8
   for (int m = 0; m < MR; ++m)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v)
-      acc[m][v] = !accumulate ? _mm512_setzero_ps()
+      acc[m][v] = !accumulate   ? _mm512_setzero_ps()
                   : v == NV - 1 ? _mm512_maskz_loadu_ps(last, c + m * ldc + 16 * v)
                                 : _mm512_loadu_ps(c + m * ldc + 16 * v);
 #pragma GCC unroll 4
@@ -69,22 +70,32 @@ using TileFn = void (*)(int64_t, const float*, int64_t, int64_t, const float*, i
 template <bool kRowA, int MR>
 constexpr TileFn pick_nv(int nv) {
   switch (nv) {
-    case 1: return &tile<MR, 1, kRowA>;
-    case 2: return &tile<MR, 2, kRowA>;
-    case 3: return &tile<MR, 3, kRowA>;
-    default: return &tile<MR, 4, kRowA>;
+    case 1:
+      return &tile<MR, 1, kRowA>;
+    case 2:
+      return &tile<MR, 2, kRowA>;
+    case 3:
+      return &tile<MR, 3, kRowA>;
+    default:
+      return &tile<MR, 4, kRowA>;
   }
 }
 
 template <bool kRowA>
 TileFn pick(int mr, int nv) {
   switch (mr) {
-    case 1: return pick_nv<kRowA, 1>(nv);
-    case 2: return pick_nv<kRowA, 2>(nv);
-    case 3: return pick_nv<kRowA, 3>(nv);
-    case 4: return pick_nv<kRowA, 4>(nv);
-    case 5: return pick_nv<kRowA, 5>(nv);
-    default: return pick_nv<kRowA, 6>(nv);
+    case 1:
+      return pick_nv<kRowA, 1>(nv);
+    case 2:
+      return pick_nv<kRowA, 2>(nv);
+    case 3:
+      return pick_nv<kRowA, 3>(nv);
+    case 4:
+      return pick_nv<kRowA, 4>(nv);
+    case 5:
+      return pick_nv<kRowA, 5>(nv);
+    default:
+      return pick_nv<kRowA, 6>(nv);
   }
 }
 
@@ -103,7 +114,7 @@ void gemm_impl(int64_t M, int64_t N, int64_t K, const float* a, int64_t a_rs, in
       full(K, a + m0 * a_rs, a_rs, a_cs, b + n0, ldb, c + m0 * ldc + n0, ldc, accumulate, last);
     if (m0 < M)
       pick<kRowA>(static_cast<int>(M - m0), nv)(K, a + m0 * a_rs, a_rs, a_cs, b + n0, ldb,
-                                               c + m0 * ldc + n0, ldc, accumulate, last);
+                                                c + m0 * ldc + n0, ldc, accumulate, last);
   }
 }
 

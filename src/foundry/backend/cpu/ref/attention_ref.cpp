@@ -133,9 +133,12 @@ void attention_backward(const AttentionArgs& a) {
         }
       }
     }
-  std::transform(dq.begin(), dq.end(), a.dq.ptr<float>(), [](double x) { return static_cast<float>(x); });
-  std::transform(dk.begin(), dk.end(), a.dk.ptr<float>(), [](double x) { return static_cast<float>(x); });
-  std::transform(dv.begin(), dv.end(), a.dv.ptr<float>(), [](double x) { return static_cast<float>(x); });
+  std::transform(dq.begin(), dq.end(), a.dq.ptr<float>(),
+                 [](double x) { return static_cast<float>(x); });
+  std::transform(dk.begin(), dk.end(), a.dk.ptr<float>(),
+                 [](double x) { return static_cast<float>(x); });
+  std::transform(dv.begin(), dv.end(), a.dv.ptr<float>(),
+                 [](double x) { return static_cast<float>(x); });
 }
 
 }  // namespace foundry::ref
