@@ -1,0 +1,98 @@
+// Parity of models/gpt with the PyTorch reference (tools/ref/gpt.py, fixtures written by
+// tools/ref/write_gpt_fixture.py): logits, loss, every parameter gradient at the initial
+// weights, and 10 AdamW steps with gradient clipping (loss before each step, final weights).
+// Tolerances (fp32): logits and loss within 1e-5 relative; gradients and parameters within
+// 1e-4 relative to their norm.
+#include "fixture.h"
+#include "foundry/models/gpt/gpt_model.h"
+#include "foundry/ops/loss.h"
+#include "foundry/optim/adamw.h"
+#include "testing.h"
+
+namespace foundry {
+namespace {
+
+using testing::Fixture;
+
+struct Setup {
+  Fixture fx;
+  GPTConfig cfg;
+  int64_t B = 0, S = 0;
+  Tensor tokens, targets;  // (B S) i32
+};
+
+Setup load(const std::string& file) {
+  Setup s{Fixture::load(std::string(FOUNDRY_FIXTURES_DIR) + "/" + file)};
+  const int64_t* c = s.fx.at("config").ptr<int64_t>();  // [V, H, L, NH, NKV, F, S, B, tied]
+  s.cfg = {.vocab_size = c[0], .hidden_size = c[1], .num_layers = c[2], .num_attention_heads = c[3],
+           .num_query_groups = c[4], .ffn_hidden_size = c[5], .share_embeddings_and_output_weights = c[8] != 0};
+  s.S = c[6];
+  s.B = c[7];
+  s.tokens = s.fx.at("tokens").reshape({s.B * s.S});
+  s.targets = s.fx.at("targets").reshape({s.B * s.S});
+  return s;
+}
+
+void load_weights(GPTModel& m, const Fixture& fx, const std::string& prefix) {
+  for (int i = 0; i < m.params().size(); ++i)
+    m.params().param(i).value.copy_from(fx.at(prefix + m.params().spec(i).name));
+}
+
+double rel_diff(double a, double b) { return std::abs(a - b) / std::abs(b); }
+
+class GPTParity : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(GPTParity, LogitsLossAndGradients) {
+  Setup s = load(GetParam());
+  GPTModel m(s.cfg, 0);
+  load_weights(m, s.fx, "");
+  Context ctx;
+  GPTModel::Saved saved;
+  const SequenceLayout seq = SequenceLayout::uniform(s.B, s.S);
+  Tensor logits = m.forward(ctx, s.tokens, seq, saved);
+  EXPECT_TRUE(testing::close_in_norm(logits, s.fx.at("logits"), 1e-5)) << "logits";
+  EXPECT_TRUE(testing::allclose(logits, s.fx.at("logits"), 1e-5, 1e-5)) << "logits";
+  const CrossEntropyResult ce = cross_entropy_fused({.logits = logits, .targets = s.targets, .dlogits = logits});
+  EXPECT_LE(rel_diff(ce.loss, s.fx.at("loss").to_vector()[0]), 1e-5) << ce.loss;
+  m.backward(ctx, logits, seq, saved);
+  for (int i = 0; i < m.params().size(); ++i) {
+    const std::string& name = m.params().spec(i).name;
+    EXPECT_TRUE(testing::close_in_norm(m.params().param(i).grad, s.fx.at("grad." + name), 1e-4)) << name;
+  }
+}
+
+TEST_P(GPTParity, TenAdamWStepsWithClipping) {
+  Setup s = load(GetParam());
+  ASSERT_TRUE(s.fx.contains("losses")) << GetParam() << " holds no AdamW trajectory";
+  GPTModel m(s.cfg, 0);
+  load_weights(m, s.fx, "");
+  const float* h = s.fx.at("adamw").ptr<float>();  // [lr, beta1, beta2, eps, weight_decay, clip]
+  AdamW opt(m.params(), {.lr = h[0], .beta1 = h[1], .beta2 = h[2], .eps = h[3], .weight_decay = h[4]});
+  const auto losses = s.fx.at("losses").to_vector();
+  const auto norms = s.fx.at("grad_norms").to_vector();
+  const SequenceLayout seq = SequenceLayout::uniform(s.B, s.S);
+  Context ctx;
+  for (size_t step = 0; step < losses.size(); ++step) {
+    m.params().zero_grad();
+    GPTModel::Saved saved;
+    Tensor logits = m.forward(ctx, s.tokens, seq, saved);
+    const double loss = cross_entropy_fused({.logits = logits, .targets = s.targets, .dlogits = logits}).loss;
+    m.backward(ctx, logits, seq, saved);
+    EXPECT_LE(rel_diff(loss, losses[step]), 1e-5) << "step " << step + 1 << ": " << loss << " vs " << losses[step];
+    const GradClip clip = clip_grad_norm(m.params(), h[5]);
+    EXPECT_LE(rel_diff(clip.norm, norms[step]), 1e-4) << "grad norm at step " << step + 1;
+    opt.step(h[0], clip.coefficient);
+  }
+  for (int i = 0; i < m.params().size(); ++i) {
+    const std::string& name = m.params().spec(i).name;
+    EXPECT_TRUE(testing::close_in_norm(m.params().param(i).value, s.fx.at("final." + name), 1e-4)) << name;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, GPTParity, ::testing::Values("gpt_tiny.bin", "gpt_tiny_tied.bin"),
+                         [](const auto& info) {
+                           return std::string(info.param) == "gpt_tiny.bin" ? "untied" : "tied";
+                         });
+
+}  // namespace
+}  // namespace foundry
