@@ -85,7 +85,9 @@ TEST_P(NormTest, MatchesReferenceOnOddShapes) {
       r.ref_forward();
       EXPECT_TRUE(allclose(a.y, r.y, 1e-5, 1e-5));
       EXPECT_TRUE(allclose(a.rstd, r.rstd, 1e-5, 0));
-      if (layer) EXPECT_TRUE(allclose(a.mean, r.mean, 1e-5, 1e-6));
+      if (layer) {
+        EXPECT_TRUE(allclose(a.mean, r.mean, 1e-5, 1e-6));
+      }
       // Backward from the same saved statistics; dx written (=) over garbage.
       r.rstd.copy_from(a.rstd);
       if (layer) r.mean.copy_from(a.mean);
@@ -94,7 +96,9 @@ TEST_P(NormTest, MatchesReferenceOnOddShapes) {
       r.ref_backward();
       EXPECT_TRUE(allclose(a.dx, r.dx, 1e-4, 1e-5));
       EXPECT_TRUE(allclose(a.dweight, r.dweight, 1e-4, 1e-4));
-      if (layer) EXPECT_TRUE(allclose(a.dbias, r.dbias, 1e-4, 1e-4));
+      if (layer) {
+        EXPECT_TRUE(allclose(a.dbias, r.dbias, 1e-4, 1e-4));
+      }
       // accumulate_dx adds into what is there.
       a.backward(true);
       r.ref_backward(true);
@@ -115,7 +119,9 @@ TEST_P(NormTest, FiniteDifferences) {
   a.backward();
   EXPECT_TRUE(finite_difference_check(loss, a.x, a.dx, 1e-3));
   EXPECT_TRUE(finite_difference_check(loss, a.weight, a.dweight, 1e-3));
-  if (layer) EXPECT_TRUE(finite_difference_check(loss, a.bias, a.dbias, 1e-3));
+  if (layer) {
+    EXPECT_TRUE(finite_difference_check(loss, a.bias, a.dbias, 1e-3));
+  }
 }
 
 TEST_P(NormTest, GradientsAccumulate) {
@@ -133,7 +139,9 @@ TEST_P(NormTest, GradientsAccumulate) {
     return two;
   };
   EXPECT_TRUE(allclose(a.dweight, twice(dw1), 1e-6, 1e-6));
-  if (layer) EXPECT_TRUE(allclose(a.dbias, twice(db1), 1e-6, 1e-6));
+  if (layer) {
+    EXPECT_TRUE(allclose(a.dbias, twice(db1), 1e-6, 1e-6));
+  }
   a.dx.zero_();
   a.backward(true);
   a.backward(true);
@@ -151,7 +159,9 @@ TEST_P(NormTest, BackwardIsDeterministic) {
   b.backward();
   EXPECT_EQ(std::memcmp(a.dweight.data(), b.dweight.data(), a.dweight.nbytes()), 0);
   EXPECT_EQ(std::memcmp(a.dx.data(), b.dx.data(), a.dx.nbytes()), 0);
-  if (layer) EXPECT_EQ(std::memcmp(a.dbias.data(), b.dbias.data(), a.dbias.nbytes()), 0);
+  if (layer) {
+    EXPECT_EQ(std::memcmp(a.dbias.data(), b.dbias.data(), a.dbias.nbytes()), 0);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Norm, NormTest, ::testing::Values(false, true),
