@@ -8,6 +8,9 @@
 //          z >= 0 (Numerical Recipes 6.2, fractional error < 1.2e-7 everywhere), so the
 //          negative tail keeps its relative accuracy (measured: relative error < 5e-7 down
 //          to x = -13).
+//   sincos: an f64 angle reduced in f64 by multiples of pi/2 (Cody-Waite, two-part pi/2), then
+//          Cephes sinf/cosf polynomials on [-pi/4, pi/4] in f32 and the quadrant's swap/signs:
+//          absolute error about 1e-7 for |angle| < 2^30 (RoPE angles reach 1e5-1e6 rad).
 #pragma once
 
 #include <bit>
@@ -64,6 +67,23 @@ namespace foundry::cpu {
   const float a_err = (p - (a - bb)) + (-z2 - bb);
   const float half_erfc = 0.5f * t * exp_f32(a) * (1.f + (a_err - z2_err));  // Phi(-|x|)
   return x_in < 0.f ? half_erfc : 1.f - half_erfc;
+}
+
+// s = sin(angle), c = cos(angle) for |angle| < 2^30.
+[[gnu::always_inline]] inline void sincos_f32(double angle, float& s, float& c) {
+  const double q = (angle * 0.63661977236758134 + 6755399441055744.0) - 6755399441055744.0;
+  const double r = (angle - q * 1.5707963267341256) - q * 6.077100506506192e-11;  // angle - q pi/2
+  const float y = static_cast<float>(r), z = y * y;
+  const float sy = ((-1.9515295891e-4f * z + 8.3321608736e-3f) * z - 1.6666654611e-1f) * z * y + y;
+  const float cy =
+      ((2.443315711809948e-5f * z - 1.388731625493765e-3f) * z + 4.166664568298827e-2f) * z * z -
+      0.5f * z + 1.f;
+  // Quadrant k = q mod 4: (sin, cos) = (sy, cy), (cy, -sy), (-sy, -cy), (-cy, sy).
+  const int32_t k = static_cast<int32_t>(q);
+  const bool swap = (k & 1) != 0;
+  const float s_abs = swap ? cy : sy, c_abs = swap ? sy : cy;
+  s = (k & 2) != 0 ? -s_abs : s_abs;
+  c = ((k + 1) & 2) != 0 ? -c_abs : c_abs;
 }
 
 }  // namespace foundry::cpu
