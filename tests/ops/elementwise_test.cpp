@@ -115,5 +115,15 @@ TEST(Add, BadInput) {
   EXPECT_ERROR_MENTIONS(add_backward({.dout = a, .db = b}), "add_backward", "db", "(3, 8)");
 }
 
+// Views claiming to live on a GPU: the op names itself and refuses (no CUDA backend yet).
+TEST(Add, CudaTensorsAreRefusedClearly) {
+  Tensor a = randn({3, 7}, 1), out = Tensor::empty({3, 7});
+  TensorView a_gpu = a.view(), out_gpu = out.view();
+  a_gpu.device = out_gpu.device = Device::cuda(0);
+  EXPECT_ERROR_MENTIONS(add_forward({.a = a_gpu, .b = a_gpu, .out = out_gpu}), "add_forward",
+                        "cuda", "not supported in this build");
+  EXPECT_ERROR_MENTIONS(add_forward({.a = a, .b = a_gpu, .out = out}), "add_forward", "cpu", "cuda");
+}
+
 }  // namespace
 }  // namespace foundry

@@ -16,7 +16,8 @@ namespace {
 // x (N, H), weight (H), eps; RMSNorm takes no bias and LayerNorm an optional (H) one.
 void check_common(std::string_view op, const NormArgs& a, bool layer) {
   check_tensor(op, "x", a.x, DType::f32);
-  FOUNDRY_CHECK(a.x.ndim() == 2, "{}: x must be 2-D (N, H), got shape {}", op, a.x.shape.str());
+  FOUNDRY_CHECK(a.x.ndim() == 2 && a.x.size(1) > 0, "{}: x must be 2-D (N, H) with H > 0, got shape {}",
+                op, a.x.shape.str());
   check_tensor(op, "weight", a.weight, DType::f32, Shape{a.x.size(1)});
   FOUNDRY_CHECK(a.eps >= 0.f && std::isfinite(a.eps), "{}: eps must be finite and >= 0, got {}",
                 op, a.eps);
