@@ -1,0 +1,11 @@
+// Naive reference residual add for tests (f64 arithmetic), same contract as ops/elementwise.h.
+#pragma once
+
+#include "foundry/ops/elementwise.h"
+
+namespace foundry::ref {
+
+void add_forward(const AddArgs& args);
+void add_backward(const AddArgs& args);  // da += dout, db += dout (each when defined)
+
+}  // namespace foundry::ref

@@ -1,0 +1,191 @@
+// RoPE: vs the f64 reference on odd/prime shapes with large per-token positions, partial
+// rotation (rotary_percent) with pass-through dims, finite differences, backward as the
+// inverse rotation, aliasing (out = x, dx = dy), and bad input.
+#include "foundry/ops/rope.h"
+
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "foundry/backend/cpu/ref/rope_ref.h"
+#include "testing.h"
+
+// GCC 12 warns about members left out of designated initialisers, which the op args rely on.
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
+namespace foundry {
+namespace {
+
+using testing::allclose;
+using testing::dot;
+using testing::finite_difference_check;
+using testing::randn;
+
+template <class F> std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.message();
+  }
+  return "";
+}
+#define EXPECT_ERROR_MENTIONS(call, ...)                                              \
+  do {                                                                                \
+    EXPECT_THROW(call, Error);                                                        \
+    const std::string msg_ = error_of([&] { call; });                                 \
+    for (const char* part : {__VA_ARGS__}) EXPECT_NE(msg_.find(part), std::string::npos) \
+        << "'" << part << "' not in: " << msg_;                                       \
+  } while (0)
+
+// Positions of T tokens packed as documents of length doc (restarting at 0), plus offset.
+Tensor packed_positions(int64_t T, int32_t doc, int32_t offset = 0) {
+  std::vector<int32_t> p(static_cast<size_t>(T));
+  for (int64_t t = 0; t < T; ++t) p[t] = offset + static_cast<int32_t>(t % doc);
+  return Tensor::from<int32_t>({T}, p);
+}
+
+Tensor nan_filled(const Shape& s) { return Tensor::full(s, std::numeric_limits<float>::quiet_NaN()); }
+
+struct Config {
+  int64_t HD;
+  float rotary_percent;
+};
+
+TEST(Rope, MatchesReferenceOnOddShapes) {
+  // HD 13 with R = 6 leaves an odd number of pass-through dims.
+  const Config configs[] = {{2, 1.f}, {8, 1.f}, {8, 0.5f}, {14, 1.f}, {13, 6.f / 13.f},
+                            {62, 1.f}, {64, 0.25f}, {128, 1.f}};
+  for (int64_t T : {1, 3, 37, 127})
+    for (int64_t NH : {1, 3, 7})
+      for (const Config& c : configs) {
+        SCOPED_TRACE(::testing::Message() << "T " << T << " NH " << NH << " HD " << c.HD
+                                          << " rotary_percent " << c.rotary_percent);
+        // Positions up to ~1e5: where f32 angles would be visibly wrong.
+        const Tensor pos = packed_positions(T, 29, T > 3 ? 100000 : 7);
+        const Tensor x = randn({T, NH, c.HD}, 1 + T * NH * c.HD), dy = randn({T, NH, c.HD}, 2 + T);
+        Tensor out = nan_filled({T, NH, c.HD}), out_ref = Tensor::empty({T, NH, c.HD});
+        Tensor dx = nan_filled({T, NH, c.HD}), dx_ref = Tensor::empty({T, NH, c.HD});
+        const RopeArgs args{.positions = pos, .theta = 10000.f, .rotary_percent = c.rotary_percent,
+                            .x = x, .out = out, .dy = dy, .dx = dx};
+        RopeArgs args_ref = args;
+        args_ref.out = out_ref;
+        args_ref.dx = dx_ref;
+        rope_forward(args);
+        ref::rope_forward(args_ref);
+        EXPECT_TRUE(allclose(out, out_ref, 1e-6, 1e-6));
+        rope_backward(args);
+        ref::rope_backward(args_ref);
+        EXPECT_TRUE(allclose(dx, dx_ref, 1e-6, 1e-6));
+      }
+}
+
+TEST(Rope, KnownRotation) {
+  // HD 4, R 4: pairs (0, 2) and (1, 3); inv_freq = (1, theta^-1/2) = (1, 0.01) for theta 1e4.
+  const Tensor pos = Tensor::from<int32_t>({2}, std::vector<int32_t>{0, 3});
+  const Tensor x = Tensor::from({2, 1, 4}, {1.f, 2.f, 3.f, 4.f, 1.f, 2.f, 3.f, 4.f});
+  Tensor out = Tensor::empty({2, 1, 4});
+  rope_forward({.positions = pos, .x = x, .out = out});
+  const auto v = out.to_vector();
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(v[i], x.to_vector()[i]);  // position 0: identity
+  const double c0 = std::cos(3.0), s0 = std::sin(3.0), c1 = std::cos(0.03), s1 = std::sin(0.03);
+  EXPECT_NEAR(v[4], 1 * c0 - 3 * s0, 1e-6);
+  EXPECT_NEAR(v[5], 2 * c1 - 4 * s1, 1e-6);
+  EXPECT_NEAR(v[6], 3 * c0 + 1 * s0, 1e-6);
+  EXPECT_NEAR(v[7], 4 * c1 + 2 * s1, 1e-6);
+}
+
+// Angles up to 2^31 rad (HD 2: inv_freq = 1): the f64 range reduction keeps cos/sin accurate.
+TEST(Rope, LargePositions) {
+  const std::vector<int32_t> p = {0, 1, 1000000, 16777217, 1 << 30, 2147483647};
+  const int64_t T = static_cast<int64_t>(p.size());
+  const Tensor pos = Tensor::from<int32_t>({T}, p), x = randn({T, 3, 2}, 9);
+  Tensor out = Tensor::empty({T, 3, 2}), out_ref = Tensor::empty({T, 3, 2});
+  rope_forward({.positions = pos, .x = x, .out = out});
+  ref::rope_forward({.positions = pos, .x = x, .out = out_ref});
+  EXPECT_TRUE(allclose(out, out_ref, 1e-6, 1e-6));
+}
+
+TEST(Rope, PartialRotationPassesTheRestThrough) {
+  const Tensor pos = packed_positions(5, 5, 11);
+  const Tensor x = randn({5, 3, 16}, 3);
+  Tensor out = Tensor::empty({5, 3, 16});
+  rope_forward({.positions = pos, .rotary_percent = 0.25f, .x = x, .out = out});  // R = 4
+  const float* a = x.ptr<float>();
+  const float* b = out.ptr<float>();
+  for (int64_t r = 0; r < 15; ++r)
+    for (int64_t d = 4; d < 16; ++d) EXPECT_EQ(b[r * 16 + d], a[r * 16 + d]);
+}
+
+TEST(Rope, BackwardInvertsForward) {
+  const Tensor pos = packed_positions(37, 13, 500);
+  const Tensor x = randn({37, 3, 62}, 4);
+  Tensor y = Tensor::empty({37, 3, 62}), back = Tensor::empty({37, 3, 62});
+  rope_forward({.positions = pos, .x = x, .out = y});
+  rope_backward({.positions = pos, .dy = y, .dx = back});
+  EXPECT_TRUE(allclose(back, x, 1e-5, 1e-6));
+}
+
+TEST(Rope, FiniteDifferences) {
+  const Tensor pos = Tensor::from<int32_t>({3}, std::vector<int32_t>{5, 0, 123});
+  const Tensor x = randn({3, 2, 6}, 5), w = randn({3, 2, 6}, 6);
+  Tensor out = Tensor::empty({3, 2, 6}), dx = Tensor::empty({3, 2, 6});
+  for (float pct : {1.f, 2.f / 3.f}) {
+    SCOPED_TRACE(pct);
+    const RopeArgs args{.positions = pos, .theta = 500.f, .rotary_percent = pct, .x = x,
+                        .out = out, .dy = w, .dx = dx};
+    auto loss = [&] {
+      rope_forward(args);
+      return dot(out, w);
+    };
+    rope_backward(args);
+    EXPECT_TRUE(finite_difference_check(loss, x, dx, 1e-2, 2e-2, 2e-3, 36));
+  }
+}
+
+TEST(Rope, InPlace) {
+  const Tensor pos = packed_positions(127, 61, 3);  // large: parallel path
+  const Tensor x = randn({127, 7, 64}, 7), dy = randn({127, 7, 64}, 8);
+  Tensor out = Tensor::empty({127, 7, 64}), dx = Tensor::empty({127, 7, 64});
+  for (float pct : {1.f, 0.5f}) {
+    rope_forward({.positions = pos, .rotary_percent = pct, .x = x, .out = out});
+    rope_backward({.positions = pos, .rotary_percent = pct, .dy = dy, .dx = dx});
+    Tensor xi = x.clone(), di = dy.clone();
+    rope_forward({.positions = pos, .rotary_percent = pct, .x = xi, .out = xi});
+    rope_backward({.positions = pos, .rotary_percent = pct, .dy = di, .dx = di});
+    EXPECT_TRUE(allclose(xi, out, 0, 0));
+    EXPECT_TRUE(allclose(di, dx, 0, 0));
+  }
+}
+
+TEST(Rope, BadInput) {
+  const Tensor pos = packed_positions(3, 3), pos4 = packed_positions(4, 4);
+  const Tensor pos_f = Tensor::zeros({3});
+  const Tensor x = randn({3, 2, 14}, 1), x13 = randn({3, 2, 13}, 1), x2d = randn({3, 28}, 1);
+  Tensor out = Tensor::empty({3, 2, 14}), out13 = Tensor::empty({3, 2, 13});
+  EXPECT_ERROR_MENTIONS(rope_forward({.positions = pos, .rotary_percent = 0.5f, .x = x, .out = out}),
+                        "rope_forward", "rotary_percent", "14", "R = 7", "even");
+  EXPECT_ERROR_MENTIONS(rope_forward({.positions = pos, .x = x13, .out = out13}), "rope_forward",
+                        "13", "even");
+  EXPECT_ERROR_MENTIONS(rope_forward({.positions = pos, .rotary_percent = 0.f, .x = x, .out = out}),
+                        "rope_forward", "rotary_percent");
+  EXPECT_ERROR_MENTIONS(rope_forward({.positions = pos, .rotary_percent = 0.05f, .x = x, .out = out}),
+                        "rope_forward", "R = 0");
+  EXPECT_ERROR_MENTIONS(rope_forward({.positions = pos, .rotary_percent = 1.5f, .x = x, .out = out}),
+                        "rope_forward", "rotary_percent", "1.5");
+  EXPECT_ERROR_MENTIONS(rope_forward({.positions = pos4, .x = x, .out = out}), "rope_forward",
+                        "positions", "(4,)", "(3,)");
+  EXPECT_ERROR_MENTIONS(rope_forward({.positions = pos_f, .x = x, .out = out}), "rope_forward",
+                        "positions", "f32");
+  EXPECT_ERROR_MENTIONS(rope_forward({.positions = pos, .x = x2d, .out = out}), "rope_forward",
+                        "(3, 28)");
+  EXPECT_ERROR_MENTIONS(rope_forward({.positions = pos, .x = x, .out = out13}), "rope_forward",
+                        "out", "(3, 2, 13)", "(3, 2, 14)");
+  EXPECT_ERROR_MENTIONS(rope_backward({.positions = pos, .dy = x, .dx = out13}), "rope_backward",
+                        "dx");
+  EXPECT_ERROR_MENTIONS(rope_forward({.positions = pos, .theta = 0.f, .x = x, .out = out}),
+                        "rope_forward", "theta");
+}
+
+}  // namespace
+}  // namespace foundry
