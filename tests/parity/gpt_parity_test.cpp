@@ -14,15 +14,15 @@ namespace {
 
 using testing::Fixture;
 
-struct Setup {
+struct ParityCase {
   Fixture fx;
   GPTConfig cfg;
   int64_t B = 0, S = 0;
   Tensor tokens, targets;  // (B S) i32
 };
 
-Setup load(const std::string& file) {
-  Setup s{Fixture::load(std::string(FOUNDRY_FIXTURES_DIR) + "/" + file)};
+ParityCase load(const std::string& file) {
+  ParityCase s{Fixture::load(std::string(FOUNDRY_FIXTURES_DIR) + "/" + file)};
   const int64_t* c = s.fx.at("config").ptr<int64_t>();  // [V, H, L, NH, NKV, F, S, B, tied]
   s.cfg = {.vocab_size = c[0], .hidden_size = c[1], .num_layers = c[2], .num_attention_heads = c[3],
            .num_query_groups = c[4], .ffn_hidden_size = c[5], .share_embeddings_and_output_weights = c[8] != 0};
@@ -43,7 +43,7 @@ double rel_diff(double a, double b) { return std::abs(a - b) / std::abs(b); }
 class GPTParity : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(GPTParity, LogitsLossAndGradients) {
-  Setup s = load(GetParam());
+  ParityCase s = load(GetParam());
   GPTModel m(s.cfg, 0);
   load_weights(m, s.fx, "");
   Context ctx;
@@ -62,7 +62,7 @@ TEST_P(GPTParity, LogitsLossAndGradients) {
 }
 
 TEST_P(GPTParity, TenAdamWStepsWithClipping) {
-  Setup s = load(GetParam());
+  ParityCase s = load(GetParam());
   ASSERT_TRUE(s.fx.contains("losses")) << GetParam() << " holds no AdamW trajectory";
   GPTModel m(s.cfg, 0);
   load_weights(m, s.fx, "");

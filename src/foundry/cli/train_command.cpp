@@ -36,7 +36,7 @@ void run_train(const std::vector<std::string>& args, bool print_config) {
     const StepStats st = train_step(ctx, model, optimizer, batch, t.lr, t.clip_grad);
     interval_tokens += st.tokens;
     FOUNDRY_CHECK(std::isfinite(st.loss), "train: loss is {} at step {}", st.loss, step);
-    if (step % t.log_interval == 0 || step == t.train_iters) {
+    if (step == 1 || step % t.log_interval == 0 || step == t.train_iters) {
       const auto now = clock::now();
       const double dt = std::chrono::duration<double>(now - interval_start).count();
       const double elapsed = std::chrono::duration<double>(now - start).count();

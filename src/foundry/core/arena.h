@@ -22,7 +22,7 @@ class Arena {
   void zero_();  // zeroes the whole buffer
 
   int64_t used() const { return used_; }
-  int64_t capacity() const { return buffer_.nbytes(); }
+  int64_t capacity() const { return buffer_.defined() ? buffer_.nbytes() : 0; }
   const Tensor& buffer() const { return buffer_; }  // u8 (capacity,)
 
  private:
