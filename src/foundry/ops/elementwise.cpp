@@ -3,19 +3,28 @@
 
 #include "foundry/backend/cpu/elementwise.h"
 #include "foundry/ops/pointwise_checks.h"
+#ifdef FOUNDRY_HAVE_CUDA
+#include "foundry/backend/cuda/elementwise.h"
+#endif
 
 namespace foundry {
 
-using detail::check_cpu;
 using detail::check_tensor;
+using detail::common_device;
 
 void add_forward(const AddArgs& args) {
   constexpr std::string_view op = "add_forward";
   check_tensor(op, "a", args.a, DType::f32);
   check_tensor(op, "b", args.b, DType::f32, args.a.shape);
   check_tensor(op, "out", args.out, DType::f32, args.a.shape);
-  check_cpu(op, {args.a, args.b, args.out});
-  cpu::add_forward(args);
+  const Device device = common_device(op, {args.a, args.b, args.out});
+  if (device.is_cpu()) return cpu::add_forward(args);
+#ifdef FOUNDRY_HAVE_CUDA
+  detail::check_cuda_present(op, device);
+  return cuda::add_forward(args);
+#else
+  detail::fail_unsupported(op, device);
+#endif
 }
 
 // da += dout, db += dout; either may be empty.
@@ -24,8 +33,14 @@ void add_backward(const AddArgs& args) {
   check_tensor(op, "dout", args.dout, DType::f32);
   if (args.da.defined()) check_tensor(op, "da", args.da, DType::f32, args.dout.shape);
   if (args.db.defined()) check_tensor(op, "db", args.db, DType::f32, args.dout.shape);
-  check_cpu(op, {args.dout, args.da, args.db});
-  cpu::add_backward(args);
+  const Device device = common_device(op, {args.dout, args.da, args.db});
+  if (device.is_cpu()) return cpu::add_backward(args);
+#ifdef FOUNDRY_HAVE_CUDA
+  detail::check_cuda_present(op, device);
+  return cuda::add_backward(args);
+#else
+  detail::fail_unsupported(op, device);
+#endif
 }
 
 }  // namespace foundry

@@ -34,4 +34,26 @@ inline void check_cpu(std::string_view op, std::initializer_list<TensorView> ts)
                 first->device.str());
 }
 
+// The one device all defined tensors share (CPU when none is defined).
+inline Device common_device(std::string_view op, std::initializer_list<TensorView> ts) {
+  const TensorView* first = nullptr;
+  for (const TensorView& t : ts) {
+    if (!t.defined()) continue;
+    if (first == nullptr) first = &t;
+    check_same_device(op, *first, t);
+  }
+  return first == nullptr ? Device::cpu() : first->device;
+}
+
+[[noreturn]] inline void fail_unsupported(std::string_view op, const Device& d) {
+  FOUNDRY_FAIL("{}: {} tensors are not supported in this build", op, d.str());
+}
+
+// A CUDA build on a machine whose driver does not list the device.
+inline void check_cuda_present(std::string_view op, const Device& d) {
+  const int count = cuda_device_count();
+  FOUNDRY_CHECK(d.is_cuda() && d.index < count, "{}: device {} is not present ({} CUDA devices)", op,
+                d.str(), count);
+}
+
 }  // namespace foundry::detail
