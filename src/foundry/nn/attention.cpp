@@ -62,17 +62,17 @@ void Attention::register_params(ParamTable& table, const std::string& name) {
 Tensor Attention::forward(Context& ctx, const Tensor& x, const SequenceLayout& seq, Saved& s) const {
   const int64_t T = x.size(0), NH = cfg.num_heads, NKV = cfg.num_kv_heads, HD = cfg.head_dim;
   Tensor qkv = linear_qkv.forward(ctx, x, s.qkv_in);  // (T, NKV (G + 2) HD)
-  s.q = Tensor::empty({T, NH, HD});
-  s.k = Tensor::empty({T, NKV, HD});
-  s.v = Tensor::empty({T, NKV, HD});
+  s.q = Tensor::empty({T, NH, HD}, DType::f32, ctx.device);
+  s.k = Tensor::empty({T, NKV, HD}, DType::f32, ctx.device);
+  s.v = Tensor::empty({T, NKV, HD}, DType::f32, ctx.device);
   qkv_split_forward({.num_heads = NH, .num_kv_heads = NKV, .qkv = qkv, .q = s.q, .k = s.k, .v = s.v});
   qkv = Tensor();  // free before attention
   rope_forward({.positions = seq.positions, .theta = cfg.rope_theta,
                 .rotary_percent = cfg.rotary_percent, .x = s.q, .out = s.q});
   rope_forward({.positions = seq.positions, .theta = cfg.rope_theta,
                 .rotary_percent = cfg.rotary_percent, .x = s.k, .out = s.k});
-  s.out = Tensor::empty({T, NH, HD});
-  s.lse = Tensor::empty({T, NH});
+  s.out = Tensor::empty({T, NH, HD}, DType::f32, ctx.device);
+  s.lse = Tensor::empty({T, NH}, DType::f32, ctx.device);
   attention_forward({.q = s.q, .k = s.k, .v = s.v, .cu_seqlens = seq.cu_seqlens, .batch = seq.batch,
                      .causal = true, .out = s.out, .lse = s.lse});
   return linear_proj.forward(ctx, s.out.reshape({T, NH * HD}), s.proj_in);  // (T, H)
@@ -81,7 +81,7 @@ Tensor Attention::forward(Context& ctx, const Tensor& x, const SequenceLayout& s
 Tensor Attention::backward(Context& ctx, const Tensor& dy, const SequenceLayout& seq, const Saved& s) {
   const int64_t T = dy.size(0), NH = cfg.num_heads, NKV = cfg.num_kv_heads, HD = cfg.head_dim;
   Tensor dout = linear_proj.backward(ctx, dy, s.proj_in).reshape({T, NH, HD});
-  Tensor dq = Tensor::empty({T, NH, HD}), dk = Tensor::empty({T, NKV, HD}), dv = Tensor::empty({T, NKV, HD});
+  Tensor dq = Tensor::empty({T, NH, HD}, DType::f32, ctx.device), dk = Tensor::empty({T, NKV, HD}, DType::f32, ctx.device), dv = Tensor::empty({T, NKV, HD}, DType::f32, ctx.device);
   attention_backward({.q = s.q, .k = s.k, .v = s.v, .cu_seqlens = seq.cu_seqlens, .batch = seq.batch,
                       .causal = true, .out = s.out, .lse = s.lse, .dout = dout, .dq = dq, .dk = dk,
                       .dv = dv});
@@ -89,7 +89,7 @@ Tensor Attention::backward(Context& ctx, const Tensor& dy, const SequenceLayout&
                  .rotary_percent = cfg.rotary_percent, .dy = dq, .dx = dq});
   rope_backward({.positions = seq.positions, .theta = cfg.rope_theta,
                  .rotary_percent = cfg.rotary_percent, .dy = dk, .dx = dk});
-  Tensor dqkv = Tensor::empty({T, (NH + 2 * NKV) * HD});
+  Tensor dqkv = Tensor::empty({T, (NH + 2 * NKV) * HD}, DType::f32, ctx.device);
   qkv_split_backward({.num_heads = NH, .num_kv_heads = NKV, .qkv = dqkv, .q = dq, .k = dk, .v = dv});
   return linear_qkv.backward(ctx, dqkv, s.qkv_in);
 }

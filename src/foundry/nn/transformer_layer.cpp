@@ -21,7 +21,7 @@ void TransformerLayer::register_params(ParamTable& table, const std::string& nam
 Tensor TransformerLayer::forward(Context& ctx, const Tensor& x, const SequenceLayout& seq,
                                  Saved& s) const {
   Tensor a = self_attention.forward(ctx, input_layernorm.forward(ctx, x, s.input_norm), seq, s.attention);
-  Tensor x1 = Tensor::empty(x.shape());
+  Tensor x1 = Tensor::empty(x.shape(), DType::f32, x.device());
   add_forward({.a = x, .b = a, .out = x1});  // x1 = x + attn
   Tensor m = mlp.forward(ctx, pre_mlp_layernorm.forward(ctx, x1, s.pre_mlp_norm), s.mlp);
   add_forward({.a = x1, .b = m, .out = m});  // out = x1 + mlp (in place)

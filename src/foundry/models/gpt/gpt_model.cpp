@@ -66,7 +66,7 @@ Tensor GPTModel::forward(Context& ctx, const Tensor& tokens, const SequenceLayou
 
 void GPTModel::backward(Context& ctx, const Tensor& dlogits, const SequenceLayout& seq, const Saved& s) {
   Tensor dnorm = output_layer_.backward(ctx, dlogits, s.output);  // (T, H)
-  Tensor dx = Tensor::zeros(dnorm.shape());
+  Tensor dx = Tensor::zeros(dnorm.shape(), DType::f32, dnorm.device());
   final_layernorm_.backward(ctx, dnorm, s.final_norm, dx);
   for (size_t l = layers_.size(); l-- > 0;) dx = layers_[l].backward(ctx, dx, seq, s.layers[l]);
   embedding_.backward(ctx, dx, s.embedding);
