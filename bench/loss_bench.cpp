@@ -7,8 +7,6 @@
 #include "foundry/core/rng.h"
 #include "foundry/ops/loss.h"
 
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-
 namespace foundry {
 namespace {
 

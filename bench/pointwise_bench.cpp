@@ -11,9 +11,6 @@
 #include "foundry/ops/norm.h"
 #include "foundry/ops/rope.h"
 
-// GCC 12 warns about members left out of designated initialisers, which the op args rely on.
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-
 namespace foundry {
 namespace {
 

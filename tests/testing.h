@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -89,6 +90,20 @@ inline ::testing::AssertionResult finite_difference_check(const std::function<do
   return ::testing::AssertionSuccess();
 }
 
+// The message of the foundry::Error that f throws ("" when it throws none).
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.message();
+  }
+  return "";
+}
+
+// An f32 tensor full of NaN: outputs documented as written (=) must overwrite all of it.
+inline Tensor nan_filled(const Shape& s) { return Tensor::full(s, std::numeric_limits<float>::quiet_NaN()); }
+
 // sum(y * w) in double: a scalar loss with a random cotangent w = dL/dy.
 inline double dot(const Tensor& y, const Tensor& w) {
   const float* a = y.ptr<float>();
@@ -99,3 +114,13 @@ inline double dot(const Tensor& y, const Tensor& w) {
 }
 
 }  // namespace foundry::testing
+
+// EXPECT_ERROR_MENTIONS(call, "part", ...): call throws foundry::Error whose message contains
+// every part.
+#define EXPECT_ERROR_MENTIONS(call, ...)                                                    \
+  do {                                                                                      \
+    EXPECT_THROW(call, ::foundry::Error);                                                   \
+    const std::string msg_ = ::foundry::testing::error_of([&] { call; });                   \
+    for (const char* part : {__VA_ARGS__})                                                  \
+      EXPECT_NE(msg_.find(part), std::string::npos) << "'" << part << "' not in: " << msg_; \
+  } while (0)

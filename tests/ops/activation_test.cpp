@@ -10,11 +10,10 @@
 #include "foundry/backend/cpu/ref/activation_ref.h"
 #include "testing.h"
 
-// GCC 12 warns about members left out of designated initialisers, which the op args rely on.
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-
 namespace foundry {
 namespace {
+
+using testing::nan_filled;
 
 using testing::allclose;
 using testing::dot;
@@ -26,23 +25,7 @@ const int64_t kWidths[] = {1, 7, 13, 61, 257};
 const Activation kKinds[] = {Activation::silu, Activation::gelu_tanh, Activation::gelu_erf};
 
 // The message of the foundry::Error f throws ("" when it does not throw).
-template <class F> std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.message();
-  }
-  return "";
-}
-#define EXPECT_ERROR_MENTIONS(call, ...)                                              \
-  do {                                                                                \
-    EXPECT_THROW(call, Error);                                                        \
-    const std::string msg_ = error_of([&] { call; });                                 \
-    for (const char* part : {__VA_ARGS__}) EXPECT_NE(msg_.find(part), std::string::npos) \
-        << "'" << part << "' not in: " << msg_;                                       \
-  } while (0)
 
-Tensor nan_filled(const Shape& s) { return Tensor::full(s, std::numeric_limits<float>::quiet_NaN()); }
 
 // ---- activation --------------------------------------------------------------------------
 

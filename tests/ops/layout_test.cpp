@@ -1,13 +1,12 @@
 #include "foundry/ops/layout.h"
 
-#include <cmath>
-
 #include "foundry/backend/cpu/ref/layout_ref.h"
 #include "testing.h"
 
 namespace foundry {
 namespace {
 
+using testing::nan_filled;
 using testing::randn;
 
 struct Heads {
@@ -19,7 +18,6 @@ class QkvSplit : public ::testing::TestWithParam<Heads> {};
 TEST_P(QkvSplit, MatchesReferenceBothWays) {
   const auto [T, NH, NKV, HD] = GetParam();
   Tensor qkv = randn({T, (NH + 2 * NKV) * HD}, 1);
-  auto nan_filled = [](const Shape& s) { return Tensor::full(s, NAN); };
   Tensor q = nan_filled({T, NH, HD}), k = nan_filled({T, NKV, HD}), v = nan_filled({T, NKV, HD});
   Tensor q_ref = Tensor::empty({T, NH, HD}), k_ref = Tensor::empty({T, NKV, HD}), v_ref = Tensor::empty({T, NKV, HD});
   qkv_split_forward({.num_heads = NH, .num_kv_heads = NKV, .qkv = qkv, .q = q, .k = k, .v = v});

@@ -10,34 +10,17 @@
 #include "foundry/backend/cpu/ref/norm_ref.h"
 #include "testing.h"
 
-// GCC 12 warns about members left out of designated initialisers, which the op args rely on.
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-
 namespace foundry {
 namespace {
+
+using testing::nan_filled;
 
 using testing::allclose;
 using testing::dot;
 using testing::finite_difference_check;
 using testing::randn;
 
-template <class F> std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.message();
-  }
-  return "";
-}
-#define EXPECT_ERROR_MENTIONS(call, ...)                                              \
-  do {                                                                                \
-    EXPECT_THROW(call, Error);                                                        \
-    const std::string msg_ = error_of([&] { call; });                                 \
-    for (const char* part : {__VA_ARGS__}) EXPECT_NE(msg_.find(part), std::string::npos) \
-        << "'" << part << "' not in: " << msg_;                                       \
-  } while (0)
 
-Tensor nan_filled(const Shape& s) { return Tensor::full(s, std::numeric_limits<float>::quiet_NaN()); }
 
 // Every tensor of one norm call, sized for (N, H).
 struct Norm {

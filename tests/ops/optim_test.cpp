@@ -11,10 +11,6 @@
 #include "foundry/core/threads.h"
 #include "testing.h"
 
-// GCC 12 warns about TensorView members left out of designated initialisers (they have no default
-// member initialiser in the args structs), which is the intended way to leave optional outputs empty.
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-
 namespace foundry {
 namespace {
 

@@ -11,32 +11,16 @@
 #include "foundry/backend/cpu/ref/rope_ref.h"
 #include "testing.h"
 
-// GCC 12 warns about members left out of designated initialisers, which the op args rely on.
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-
 namespace foundry {
 namespace {
+
+using testing::nan_filled;
 
 using testing::allclose;
 using testing::dot;
 using testing::finite_difference_check;
 using testing::randn;
 
-template <class F> std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.message();
-  }
-  return "";
-}
-#define EXPECT_ERROR_MENTIONS(call, ...)                                              \
-  do {                                                                                \
-    EXPECT_THROW(call, Error);                                                        \
-    const std::string msg_ = error_of([&] { call; });                                 \
-    for (const char* part : {__VA_ARGS__}) EXPECT_NE(msg_.find(part), std::string::npos) \
-        << "'" << part << "' not in: " << msg_;                                       \
-  } while (0)
 
 // Positions of T tokens packed as documents of length doc (restarting at 0), plus offset.
 Tensor packed_positions(int64_t T, int32_t doc, int32_t offset = 0) {
@@ -45,7 +29,6 @@ Tensor packed_positions(int64_t T, int32_t doc, int32_t offset = 0) {
   return Tensor::from<int32_t>({T}, p);
 }
 
-Tensor nan_filled(const Shape& s) { return Tensor::full(s, std::numeric_limits<float>::quiet_NaN()); }
 
 struct Config {
   int64_t HD;

@@ -5,14 +5,7 @@
 namespace foundry {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.message();
-  }
-  return "";
-}
+using testing::error_of;
 
 TEST(RunConfig, ParsesSectionsAndOverrides) {
   RunConfig c = RunConfig::parse("model:\n  hidden_size: 96\n  bf16: true\ntrain:\n  lr: 3e-4\n", "r.yaml",

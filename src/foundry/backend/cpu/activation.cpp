@@ -11,7 +11,7 @@
 
 #include <cmath>
 
-#include "foundry/backend/cpu/pointwise_math.h"
+#include "foundry/backend/cpu/vector_math.h"
 
 namespace foundry::cpu {
 

@@ -1,5 +1,5 @@
 // CPU activations, SwiGLU and softmax (contracts in ops/activation.h): OpenMP over elements or
-// rows, vectorised inner loops using the branch-free exp/sigmoid/Phi of pointwise_math.h.
+// rows, vectorised inner loops using the branch-free exp/sigmoid/Phi of vector_math.h.
 #pragma once
 
 #include "foundry/ops/activation.h"

@@ -5,14 +5,14 @@
 // Backward is the same rotation with sin negated. inv_freq is computed once per call (f64) and
 // cos/sin once per token, shared by its NH heads: the angle is formed and reduced mod pi/2 in
 // f64 (angles reach p ~ 1e5 rad, where an f32 angle would be off by 1e-2), then evaluated by
-// vectorised f32 polynomials (sincos_f32 in pointwise_math.h, about 1e-7 absolute error).
+// vectorised f32 polynomials (sincos_f32 in vector_math.h, about 1e-7 absolute error).
 #include "foundry/backend/cpu/rope.h"
 
 #include <cmath>
 #include <cstring>
 #include <vector>
 
-#include "foundry/backend/cpu/pointwise_math.h"
+#include "foundry/backend/cpu/vector_math.h"
 
 namespace foundry::cpu {
 
