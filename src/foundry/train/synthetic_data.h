@@ -4,15 +4,9 @@
 // data files. Drawn from Philox(seed) at a per-batch offset: batch i is the same on every run.
 #pragma once
 
-#include "foundry/nn/attention.h"
+#include "foundry/data/batch.h"
 
 namespace foundry {
-
-struct Batch {
-  Tensor tokens;   // (T) i32, T = B * S
-  Tensor targets;  // (T) i32, the next token of each position
-  SequenceLayout layout;
-};
 
 Batch synthetic_batch(int64_t batch, int64_t seq, int64_t vocab, uint64_t seed, int64_t index);
 
