@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "foundry/core/check.h"
+#include "foundry/optim/lr_schedule.h"
 
 namespace foundry {
 
@@ -31,10 +32,34 @@ Field make_field(S RunConfig::*section, T S::*member, const char* type_name, con
     }
   };
   f.get = [=](const RunConfig& c) {
-    std::ostringstream os;
-    if constexpr (std::is_same_v<T, bool>) os << (((c.*section).*member) ? "true" : "false");
-    else os << (c.*section).*member;
-    return os.str();
+    const T& v = (c.*section).*member;
+    YAML::Emitter out;
+    out.SetBoolFormat(YAML::TrueFalseBool);
+    out << YAML::Flow;
+    if constexpr (std::is_same_v<T, std::string>) out << YAML::DoubleQuoted << v;
+    else if constexpr (std::is_same_v<T, float>) out << fmt::format("{}", v);  // shortest round trip
+    else out << v;
+    return std::string(out.c_str());
+  };
+  return f;
+}
+
+// A list of strings may also be written as one space-separated string (Megatron's --data-path).
+template <class S>
+Field make_list_field(S RunConfig::*section, std::vector<std::string> S::*member, const std::string& key) {
+  Field f = make_field(section, member, "list of strings", key);
+  auto set_list = f.set;
+  f.set = [=](RunConfig& c, const YAML::Node& n) {
+    if (n.IsNull()) {
+      ((c.*section).*member).clear();
+    } else if (n.IsScalar()) {
+      std::vector<std::string> words;
+      std::istringstream in(n.Scalar());
+      for (std::string w; in >> w;) words.push_back(w);
+      (c.*section).*member = words;
+    } else {
+      set_list(c, n);
+    }
   };
   return f;
 }
@@ -75,6 +100,31 @@ const std::map<std::string, std::map<std::string, Field>>& fields() {
     tk("seed", &TrainConfig::seed, "integer");
     tk("log_interval", &TrainConfig::log_interval, "integer");
     tk("threads", &TrainConfig::threads, "integer");
+    tk("global_batch_size", &TrainConfig::global_batch_size, "integer");
+    tk("min_lr", &TrainConfig::min_lr, "number");
+    tk("lr_warmup_iters", &TrainConfig::lr_warmup_iters, "integer");
+    tk("lr_decay_iters", &TrainConfig::lr_decay_iters, "integer");
+    tk("lr_decay_style", &TrainConfig::lr_decay_style, "string");
+    tk("lr_wsd_decay_iters", &TrainConfig::lr_wsd_decay_iters, "integer");
+    tk("lr_wsd_decay_style", &TrainConfig::lr_wsd_decay_style, "string");
+    tk("eval_interval", &TrainConfig::eval_interval, "integer");
+    tk("eval_iters", &TrainConfig::eval_iters, "integer");
+    tk("save_interval", &TrainConfig::save_interval, "integer");
+    tk("save_keep_last", &TrainConfig::save_keep_last, "integer");
+    tk("output_dir", &TrainConfig::output_dir, "string");
+    tk("load", &TrainConfig::load, "string");
+    tk("nan_action", &TrainConfig::nan_action, "string");
+    auto& d = t["data"];
+    d["data_path"] = make_list_field(&RunConfig::data, &DataConfig::data_path, "data.data_path");
+    d["text_files"] = make_list_field(&RunConfig::data, &DataConfig::text_files, "data.text_files");
+    auto dk = [&](const char* key, auto member, const char* type) {
+      d[key] = make_field(&RunConfig::data, member, type, std::string("data.") + key);
+    };
+    dk("split", &DataConfig::split, "string");
+    dk("tokenizer_model", &DataConfig::tokenizer_model, "string");
+    dk("mock_data", &DataConfig::mock_data, "boolean");
+    dk("text_document_separator", &DataConfig::text_document_separator, "string");
+    dk("tokenizer_vocab_size", &DataConfig::tokenizer_vocab_size, "integer");
     return t;
   }();
   return table;
@@ -116,7 +166,7 @@ const Field& find_field(const std::string& section, const std::string& key, cons
   return f->second;
 }
 
-void validate(const RunConfig& c) {
+void validate(RunConfig& c) {
   FOUNDRY_CHECK(c.train.micro_batch_size > 0, "train.micro_batch_size must be positive, got {}", c.train.micro_batch_size);
   FOUNDRY_CHECK(c.train.seq_length > 0, "train.seq_length must be positive, got {}", c.train.seq_length);
   FOUNDRY_CHECK(c.train.train_iters >= 0, "train.train_iters must be >= 0, got {}", c.train.train_iters);
@@ -125,6 +175,26 @@ void validate(const RunConfig& c) {
   FOUNDRY_CHECK(c.train.threads >= 0, "train.threads must be >= 0, got {}", c.train.threads);
   FOUNDRY_CHECK(c.model.rotary_percent > 0 && c.model.rotary_percent <= 1,
                 "model.rotary_percent must be in (0, 1], got {}", c.model.rotary_percent);
+  const TrainConfig& t = c.train;
+  FOUNDRY_CHECK(t.global_batch_size >= 0, "train.global_batch_size must be >= 0, got {}", t.global_batch_size);
+  if (t.global_batch_size > 0)
+    FOUNDRY_CHECK(t.global_batch_size % t.micro_batch_size == 0,
+                  "train.global_batch_size {} is not a multiple of train.micro_batch_size {}",
+                  t.global_batch_size, t.micro_batch_size);
+  FOUNDRY_CHECK(t.min_lr >= 0 && t.min_lr <= t.lr, "train.min_lr {} must be in [0, train.lr = {}]", t.min_lr, t.lr);
+  FOUNDRY_CHECK(t.lr_warmup_iters >= 0, "train.lr_warmup_iters must be >= 0, got {}", t.lr_warmup_iters);
+  FOUNDRY_CHECK(t.lr_decay_iters >= 0, "train.lr_decay_iters must be >= 0, got {}", t.lr_decay_iters);
+  LRSchedule::parse_style(t.lr_decay_style);
+  LRSchedule::parse_wsd_style(t.lr_wsd_decay_style);
+  FOUNDRY_CHECK(t.eval_interval >= 0 && t.eval_iters > 0,
+                "train.eval_interval must be >= 0 and train.eval_iters > 0 (got {} and {})", t.eval_interval, t.eval_iters);
+  FOUNDRY_CHECK(t.save_interval >= 0 && t.save_keep_last >= 0,
+                "train.save_interval and train.save_keep_last must be >= 0 (got {} and {})", t.save_interval, t.save_keep_last);
+  FOUNDRY_CHECK(t.nan_action == "stop" || t.nan_action == "skip",
+                "train.nan_action '{}' is not one of stop, skip", t.nan_action);
+  FOUNDRY_CHECK(!t.output_dir.empty(), "train.output_dir must not be empty");
+  FOUNDRY_CHECK(c.data.tokenizer_vocab_size > 256, "data.tokenizer_vocab_size must exceed 256 (the byte alphabet), got {}",
+                c.data.tokenizer_vocab_size);
 }
 
 }  // namespace
@@ -152,7 +222,7 @@ RunConfig RunConfig::parse(const std::string& text, const std::string& source,
       }
     }
   }
-  for (const auto& o : overrides) c.apply_override(o);
+  for (const auto& o : overrides) c.set_from_assignment(o);
   validate(c);
   return c;
 }
@@ -166,14 +236,24 @@ RunConfig RunConfig::load(const std::string& path, const std::vector<std::string
 }
 
 void RunConfig::apply_override(const std::string& assignment) {
+  set_from_assignment(assignment);
+  validate(*this);
+}
+
+void RunConfig::set_from_assignment(const std::string& assignment) {
   const auto eq = assignment.find('=');
   const auto dot = assignment.find('.');
   FOUNDRY_CHECK(eq != std::string::npos && dot != std::string::npos && dot < eq,
                 "override '{}' is not of the form section.key=value", assignment);
   const std::string section = assignment.substr(0, dot), key = assignment.substr(dot + 1, eq - dot - 1);
   const std::string value = assignment.substr(eq + 1);
-  find_field(section, key, "override").set(*this, YAML::Load(value));
-  validate(*this);
+  YAML::Node node;
+  try {
+    node = YAML::Load(value);
+  } catch (const YAML::Exception& e) {
+    FOUNDRY_FAIL("override '{}': value is not valid YAML ({})", assignment, e.msg);
+  }
+  find_field(section, key, "override").set(*this, node);
 }
 
 std::string RunConfig::to_yaml() const {
