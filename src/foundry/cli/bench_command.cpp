@@ -10,6 +10,7 @@
 #include "foundry/cli/recipe_args.h"
 #include "foundry/core/threads.h"
 #include "foundry/ops/gemm.h"
+#include "foundry/train/synthetic_data.h"
 #include "foundry/train/train_step.h"
 
 namespace foundry::cli {
@@ -33,7 +34,7 @@ void run_bench_step(const std::vector<std::string>& args, int steps, int warmup)
   for (int i = 0; i < warmup + steps; ++i) {
     const Batch batch = synthetic_batch(t.micro_batch_size, t.seq_length, cfg.model.vocab_size, t.seed, i);
     const auto t0 = clock::now();
-    last_loss = train_step(ctx, model, optimizer, batch, t.lr, t.clip_grad).loss;
+    last_loss = train_step(ctx, model, optimizer, std::span(&batch, 1), t.lr, t.clip_grad).loss;
     if (i >= warmup) step_s.push_back(std::chrono::duration<double>(clock::now() - t0).count());
   }
   std::sort(step_s.begin(), step_s.end());

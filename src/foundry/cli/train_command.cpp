@@ -5,6 +5,7 @@
 #include "foundry/cli/commands.h"
 #include "foundry/cli/recipe_args.h"
 #include "foundry/core/threads.h"
+#include "foundry/train/synthetic_data.h"
 #include "foundry/train/train_step.h"
 
 namespace foundry::cli {
@@ -33,7 +34,7 @@ void run_train(const std::vector<std::string>& args, bool print_config) {
   int64_t interval_tokens = 0;
   for (int64_t step = 1; step <= t.train_iters; ++step) {
     const Batch batch = synthetic_batch(t.micro_batch_size, t.seq_length, cfg.model.vocab_size, t.seed, step);
-    const StepStats st = train_step(ctx, model, optimizer, batch, t.lr, t.clip_grad);
+    const StepStats st = train_step(ctx, model, optimizer, std::span(&batch, 1), t.lr, t.clip_grad);
     interval_tokens += st.tokens;
     FOUNDRY_CHECK(std::isfinite(st.loss), "train: loss is {} at step {}", st.loss, step);
     if (step == 1 || step % t.log_interval == 0 || step == t.train_iters) {

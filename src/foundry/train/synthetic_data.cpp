@@ -33,3 +33,21 @@ Batch synthetic_batch(int64_t batch, int64_t seq, int64_t vocab, uint64_t seed, 
 }
 
 }  // namespace foundry
+
+#include "foundry/train/batch_source.h"
+
+namespace foundry {
+
+Batch SyntheticBatchSource::next() {
+  const int64_t index = consumed_ / micro_batch_;
+  consumed_ += micro_batch_;
+  return synthetic_batch(micro_batch_, seq_, vocab_, seed_, index);
+}
+
+void SyntheticBatchSource::seek(int64_t consumed_samples) {
+  FOUNDRY_CHECK(consumed_samples >= 0 && consumed_samples % micro_batch_ == 0,
+                "synthetic data: cannot resume at {} samples (micro batch {})", consumed_samples, micro_batch_);
+  consumed_ = consumed_samples;
+}
+
+}  // namespace foundry

@@ -1,20 +1,51 @@
 #include "foundry/train/train_step.h"
 
+#include <cmath>
+
 #include "foundry/ops/loss.h"
 
 namespace foundry {
 
-StepStats train_step(Context& ctx, GPTModel& model, AdamW& optimizer, const Batch& batch, float lr,
-                     float clip_grad) {
+namespace {
+constexpr int32_t kIgnoreIndex = -100;  // CrossEntropyArgs' default
+
+int64_t valid_targets(const Batch& b) {
+  const int32_t* t = b.targets.ptr<int32_t>();
+  int64_t n = 0;
+  for (int64_t i = 0; i < b.targets.numel(); ++i) n += t[i] != kIgnoreIndex;
+  return n;
+}
+}  // namespace
+
+StepStats train_step(Context& ctx, GPTModel& model, AdamW& optimizer, std::span<const Batch> microbatches,
+                     float lr, float clip_grad) {
+  FOUNDRY_CHECK(!microbatches.empty(), "train_step: no microbatches");
+  int64_t global_valid = 0;
+  for (const Batch& b : microbatches) global_valid += valid_targets(b);
   model.params().zero_grad();
-  GPTModel::Saved saved;
-  Tensor logits = model.forward(ctx, batch.tokens, batch.layout, saved);  // (T, V)
-  const CrossEntropyResult ce =
-      cross_entropy_fused({.logits = logits, .targets = batch.targets, .dlogits = logits});
-  model.backward(ctx, logits, batch.layout, saved);
+  StepStats st;
+  for (const Batch& b : microbatches) {
+    GPTModel::Saved saved;
+    Tensor logits = model.forward(ctx, b.tokens, b.layout, saved);  // (T, V)
+    // Normalised by the global batch's token count: the microbatch gradients sum to the mean.
+    const CrossEntropyResult ce = cross_entropy_fused(
+        {.logits = logits, .targets = b.targets, .token_count = static_cast<double>(std::max<int64_t>(global_valid, 1)),
+         .dlogits = logits});
+    st.loss += ce.loss;
+    st.tokens += b.tokens.numel();
+    model.backward(ctx, logits, b.layout, saved);
+  }
   const GradClip clip = clip_grad_norm(model.params(), clip_grad);
-  optimizer.step(lr, clip.coefficient);
-  return {.loss = ce.loss, .grad_norm = clip.norm, .tokens = batch.tokens.numel()};
+  st.grad_norm = clip.norm;
+  st.applied = std::isfinite(st.loss) && std::isfinite(clip.norm);
+  if (st.applied) optimizer.step(lr, clip.coefficient);
+  return st;
+}
+
+double eval_loss(Context& ctx, const GPTModel& model, const Batch& batch) {
+  GPTModel::Saved saved;
+  Tensor logits = model.forward(ctx, batch.tokens, batch.layout, saved);
+  return cross_entropy_fused({.logits = logits, .targets = batch.targets}).loss;
 }
 
 }  // namespace foundry

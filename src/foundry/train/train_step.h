@@ -1,20 +1,30 @@
-// One optimizer step of a GPT model on one batch: zero gradients, forward, fused cross-entropy
-// (the logits buffer becomes dlogits in place), backward, global-norm clipping, AdamW.
+// One optimizer step of a GPT model over a global batch of microbatches (gradient accumulation):
+// zero gradients; per microbatch: forward, fused cross-entropy (the logits buffer becomes
+// dlogits in place), backward; global-norm clipping; AdamW. The loss is the mean over every
+// valid target token of the global batch, so accumulating k microbatches gives the same update
+// as one microbatch k times larger. A non-finite loss or gradient norm is never applied: the
+// step reports it and leaves parameters and optimizer state untouched.
 #pragma once
 
-#include "foundry/optim/adamw.h"
-#include "foundry/train/synthetic_data.h"
+#include <span>
+
+#include "foundry/data/batch.h"
 #include "foundry/models/gpt/gpt_model.h"
+#include "foundry/optim/adamw.h"
 
 namespace foundry {
 
 struct StepStats {
-  double loss = 0.0;       // mean cross-entropy over the batch's tokens
+  double loss = 0.0;       // mean cross-entropy over the global batch's valid tokens
   double grad_norm = 0.0;  // before clipping
-  int64_t tokens = 0;
+  int64_t tokens = 0;      // tokens processed (all positions)
+  bool applied = true;     // false when the loss or gradient was not finite
 };
 
-StepStats train_step(Context& ctx, GPTModel& model, AdamW& optimizer, const Batch& batch, float lr,
-                     float clip_grad);
+StepStats train_step(Context& ctx, GPTModel& model, AdamW& optimizer, std::span<const Batch> microbatches,
+                     float lr, float clip_grad);
+
+// Mean cross-entropy of the model on one batch (forward only).
+double eval_loss(Context& ctx, const GPTModel& model, const Batch& batch);
 
 }  // namespace foundry
