@@ -9,5 +9,6 @@ namespace foundry::cli {
 void add_train_command(CLI::App& app);  // foundry train [RECIPE] [section.key=value ...]
 void add_bench_command(CLI::App& app);  // foundry bench step RECIPE [section.key=value ...]
 void add_info_command(CLI::App& app);   // foundry info
+void add_plot_command(CLI::App& app);   // foundry plot RUN_DIR [--output FILE.svg]
 
 }  // namespace foundry::cli
