@@ -1,0 +1,48 @@
+// foundry plot: training curves from a run's metrics.jsonl (train/metrics_log.h) as one
+// self-contained SVG 1.1 file (https://www.w3.org/TR/SVG11/) with three stacked panels:
+//   "Loss"                   loss (train) and valid_loss (when present) vs step
+//   "Learning rate"          lr vs step
+//   "Throughput (tokens/s)"  tokens_per_s vs step
+// Each panel has a frame, 1-2-5 "nice" ticks with grid lines and labels, axis labels and one
+// <polyline class="series NAME"> per series with a point for every distinct step that has a
+// finite value (a step logged twice, e.g. by a resumed run, keeps its last record). A PNG is
+// written next to the SVG when rsvg-convert (librsvg) or ImageMagick's convert is on PATH.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "foundry/train/metrics_log.h"
+
+namespace foundry {
+
+// The SVG document for `records`; `title` (e.g. the run directory's name) heads the page.
+// Missing or non-finite values are skipped; a panel without data says "no data".
+std::string render_metrics_svg(const std::vector<MetricsRecord>& records, std::string_view title);
+
+// Looks `name` up in the directories of $PATH; "" when absent.
+std::string find_on_path(std::string_view name);
+
+struct PngResult {
+  bool written = false;
+  std::string tool;  // "rsvg-convert" or "convert" (the tool used, or the last one tried)
+  std::string note;  // why no PNG was written, when not written
+};
+// Converts svg_path to png_path with the first converter on PATH that succeeds (rsvg-convert,
+// then convert). Never throws for a missing or failing converter: the result says what happened.
+PngResult svg_to_png(const std::string& svg_path, const std::string& png_path);
+
+struct PlotResult {
+  std::string metrics_path;
+  std::string svg_path;
+  std::string png_path;  // where the PNG went (or would have gone)
+  size_t records = 0;
+  PngResult png;
+};
+
+// Reads RUN_DIR/metrics.jsonl (or `run`, when it names a file) and writes the SVG to `output`
+// (default: metrics.svg beside the metrics file), plus the PNG (same name, .png) when `png`.
+PlotResult plot_run(const std::string& run, const std::string& output = "", bool png = true);
+
+}  // namespace foundry
