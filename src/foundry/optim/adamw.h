@@ -25,9 +25,14 @@ class AdamW {
   void step(float lr, float grad_scale = 1.f);
 
   int64_t steps() const { return step_; }
+  // Restores the step count (bias correction) when resuming from a checkpoint.
+  void set_steps(int64_t steps) { step_ = steps; }
   const Config& config() const { return cfg_; }
   Tensor& exp_avg(int i) { return m_[static_cast<size_t>(i)]; }
   Tensor& exp_avg_sq(int i) { return v_[static_cast<size_t>(i)]; }
+  const Tensor& exp_avg(int i) const { return m_[static_cast<size_t>(i)]; }
+  const Tensor& exp_avg_sq(int i) const { return v_[static_cast<size_t>(i)]; }
+  int size() const { return static_cast<int>(m_.size()); }  // = the table's parameter count
 
  private:
   ParamTable& table_;
