@@ -1,0 +1,14 @@
+// CPU attention with a key/value cache (decoding): appends the new keys/values to the caches,
+// then one pass per query row (scores, max, exp, weighted sum of values). Contract and shapes:
+// ops/attention.h (AttentionKvArgs, already validated by ops/attention_kv.cpp).
+#pragma once
+
+#include "foundry/ops/attention.h"
+
+namespace foundry::cpu {
+
+// Writes k_new / v_new (when given) into the caches at [past_len, past_len + Tq), then
+// writes (=) out (B, Tq, NH, HD).
+void attention_kv_forward(const AttentionKvArgs& args);
+
+}  // namespace foundry::cpu
