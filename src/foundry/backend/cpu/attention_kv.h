@@ -1,5 +1,6 @@
 // CPU attention with a key/value cache (decoding): appends the new keys/values to the caches,
-// then one pass per query row (scores, max, exp, weighted sum of values). Contract and shapes:
+// then a prefill of an empty cache runs the tiled training kernel, and anything else one exact
+// two-pass softmax per (token, kv head group) over the cached keys. Contract and shapes:
 // ops/attention.h (AttentionKvArgs, already validated by ops/attention_kv.cpp).
 #pragma once
 
