@@ -78,6 +78,34 @@ Tensor Attention::forward(Context& ctx, const Tensor& x, const SequenceLayout& s
   return linear_proj.forward(ctx, s.out.reshape({T, NH * HD}), s.proj_in);  // (T, H)
 }
 
+Tensor Attention::forward_inference(Context& ctx, const Tensor& x, int64_t batch, int64_t past_len,
+                                   const Tensor& k_cache, const Tensor& v_cache) const {
+  const int64_t T = x.size(0), NH = cfg.num_heads, NKV = cfg.num_kv_heads, HD = cfg.head_dim;
+  FOUNDRY_CHECK(batch >= 1 && T % batch == 0,
+                "Attention: {} tokens are not {} sequences of equal length", T, batch);
+  const int64_t Tq = T / batch;
+  Linear::Saved unused;
+  Tensor qkv = linear_qkv.forward(ctx, x, unused);  // (B Tq, NKV (G + 2) HD)
+  Tensor q = Tensor::empty({T, NH, HD}, DType::f32, ctx.device);
+  Tensor k = Tensor::empty({T, NKV, HD}, DType::f32, ctx.device);
+  Tensor v = Tensor::empty({T, NKV, HD}, DType::f32, ctx.device);
+  qkv_split_forward({.num_heads = NH, .num_kv_heads = NKV, .qkv = qkv, .q = q, .k = k, .v = v});
+  Tensor positions = Tensor::empty({T}, DType::i32);  // past_len + i for token i of each sequence
+  int32_t* p = positions.ptr<int32_t>();
+  for (int64_t t = 0; t < T; ++t) p[t] = static_cast<int32_t>(past_len + t % Tq);
+  rope_forward({.positions = positions, .theta = cfg.rope_theta,
+                .rotary_percent = cfg.rotary_percent, .x = q, .out = q});
+  rope_forward({.positions = positions, .theta = cfg.rope_theta,
+                .rotary_percent = cfg.rotary_percent, .x = k, .out = k});
+  Tensor out = Tensor::empty({T, NH, HD}, DType::f32, ctx.device);
+  attention_kv_forward({.q = q.reshape({batch, Tq, NH, HD}),
+                        .k_new = k.reshape({batch, Tq, NKV, HD}),
+                        .v_new = v.reshape({batch, Tq, NKV, HD}), .k_cache = k_cache,
+                        .v_cache = v_cache, .past_len = past_len,
+                        .out = out.reshape({batch, Tq, NH, HD})});
+  return linear_proj.forward(ctx, out.reshape({T, NH * HD}), unused);  // (B Tq, H)
+}
+
 Tensor Attention::backward(Context& ctx, const Tensor& dy, const SequenceLayout& seq, const Saved& s) {
   const int64_t T = dy.size(0), NH = cfg.num_heads, NKV = cfg.num_kv_heads, HD = cfg.head_dim;
   Tensor dout = linear_proj.backward(ctx, dy, s.proj_in).reshape({T, NH, HD});

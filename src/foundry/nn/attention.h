@@ -51,6 +51,14 @@ struct Attention {
 
   Tensor forward(Context& ctx, const Tensor& x, const SequenceLayout& seq, Saved& s) const;  // (T, H) -> (T, H)
   Tensor backward(Context& ctx, const Tensor& dy, const SequenceLayout& seq, const Saved& s);  // -> dx (T, H), written
+
+  // Inference with a key/value cache (nothing saved for backward): x (B Tq, H) holds Tq new
+  // tokens of each of `batch` sequences, at positions past_len .. past_len + Tq - 1. Their keys
+  // (after RoPE) and values are appended to k_cache / v_cache (B, Smax, NKV, HD) at those
+  // positions, and each query attends causally to the cached past and the new tokens.
+  // -> (B Tq, H)
+  Tensor forward_inference(Context& ctx, const Tensor& x, int64_t batch, int64_t past_len,
+                           const Tensor& k_cache, const Tensor& v_cache) const;
 };
 
 }  // namespace foundry

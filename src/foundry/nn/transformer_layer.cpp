@@ -28,6 +28,19 @@ Tensor TransformerLayer::forward(Context& ctx, const Tensor& x, const SequenceLa
   return m;
 }
 
+Tensor TransformerLayer::forward_inference(Context& ctx, const Tensor& x, int64_t batch,
+                                           int64_t past_len, const Tensor& k_cache,
+                                           const Tensor& v_cache) const {
+  RMSNorm::Saved norm_unused;
+  Tensor a = self_attention.forward_inference(ctx, input_layernorm.forward(ctx, x, norm_unused),
+                                              batch, past_len, k_cache, v_cache);
+  add_forward({.a = x, .b = a, .out = a});  // x1 = x + attn (in place)
+  MLP::Saved mlp_unused;
+  Tensor m = mlp.forward(ctx, pre_mlp_layernorm.forward(ctx, a, norm_unused), mlp_unused);
+  add_forward({.a = a, .b = m, .out = m});  // out = x1 + mlp (in place)
+  return m;
+}
+
 Tensor TransformerLayer::backward(Context& ctx, const Tensor& dout, const SequenceLayout& seq,
                                   const Saved& s) {
   // d x1 = dout + RMSNorm'(x1)^T MLP'^T dout

@@ -36,6 +36,10 @@ struct TransformerLayer {
   Tensor forward(Context& ctx, const Tensor& x, const SequenceLayout& seq, Saved& s) const;  // (T, H)
   // dout (T, H) -> dx (T, H); parameter gradients accumulate.
   Tensor backward(Context& ctx, const Tensor& dout, const SequenceLayout& seq, const Saved& s);
+
+  // Inference with a key/value cache (Attention::forward_inference): x (B Tq, H) -> (B Tq, H).
+  Tensor forward_inference(Context& ctx, const Tensor& x, int64_t batch, int64_t past_len,
+                           const Tensor& k_cache, const Tensor& v_cache) const;
 };
 
 }  // namespace foundry

@@ -30,4 +30,25 @@ struct AttentionArgs {
 void attention_forward(const AttentionArgs& args);
 void attention_backward(const AttentionArgs& args);
 
+// Attention for decoding with a key/value cache (the contract of FlashAttention's
+// flash_attn_with_kvcache, flash_attn/flash_attn_interface.py, with one cache length for the
+// whole batch). Each batch row b holds one sequence whose first past_len positions are already
+// in the caches; the Tq new tokens sit at positions past_len .. past_len + Tq - 1. When k_new and
+// v_new are given they are first written into the caches at those positions (the append),
+// then every new query attends causally to the past_len + Tq cached positions:
+//   out[b, i, h] = sum_{s <= past_len + i} softmax_s(scale * q[b, i, h] . K[b, s, h / G]) V[b, s, h / G]
+// Forward only (inference): no lse, no backward.
+struct AttentionKvArgs {
+  TensorView q;        // (B, Tq, NH, HD) f32, HD <= 256, already rotated (RoPE at past_len + i)
+  TensorView k_new;    // (B, Tq, NKV, HD) f32, optional: appended to k_cache before attending
+  TensorView v_new;    // (B, Tq, NKV, HD) f32, optional (given together with k_new)
+  TensorView k_cache;  // (B, Smax, NKV, HD) f32, NH % NKV == 0; rows [0, past_len + Tq) are read
+  TensorView v_cache;  // (B, Smax, NKV, HD) f32
+  int64_t past_len = 0;  // positions already cached; past_len + Tq <= Smax
+  float scale = 0.f;     // 0 means 1 / sqrt(HD)
+  TensorView out;        // (B, Tq, NH, HD) f32, written (=)
+};
+
+void attention_kv_forward(const AttentionKvArgs& args);
+
 }  // namespace foundry

@@ -72,6 +72,41 @@ void GPTModel::backward(Context& ctx, const Tensor& dlogits, const SequenceLayou
   embedding_.backward(ctx, dx, s.embedding);
 }
 
+KVCache GPTModel::make_kv_cache(int64_t batch, int64_t max_len) const {
+  return KVCache(cfg_.num_layers, batch, max_len, cfg_.num_query_groups, cfg_.kv_channels);
+}
+
+Tensor GPTModel::forward_inference(Context& ctx, const Tensor& tokens, KVCache& cache,
+                                   bool last_only) const {
+  FOUNDRY_CHECK(tokens.ndim() == 2 && tokens.dtype() == DType::i32,
+                "GPTModel::forward_inference: tokens must be i32 (B, Tq), got {}", tokens.str());
+  const int64_t B = tokens.size(0), Tq = tokens.size(1), past = cache.length();
+  FOUNDRY_CHECK(B == cache.batch() && cache.num_layers() == cfg_.num_layers,
+                "GPTModel::forward_inference: tokens {} do not fit a cache of batch {} and {} layers "
+                "(model: {} layers)",
+                tokens.str(), cache.batch(), cache.num_layers(), cfg_.num_layers);
+  FOUNDRY_CHECK(Tq >= 1 && past + Tq <= cache.max_len(),
+                "GPTModel::forward_inference: {} cached + {} new positions exceed the cache's max_len {}",
+                past, Tq, cache.max_len());
+  Embedding::Saved emb_unused;
+  Tensor x = embedding_.forward(ctx, tokens.reshape({B * Tq}), emb_unused);  // (B Tq, H)
+  for (size_t l = 0; l < layers_.size(); ++l)
+    x = layers_[l].forward_inference(ctx, x, B, past, cache.k(static_cast<int64_t>(l)),
+                                     cache.v(static_cast<int64_t>(l)));
+  cache.advance(Tq);
+  const int64_t rows = last_only ? 1 : Tq;
+  if (last_only && Tq > 1) {  // keep each sequence's last token: rows b Tq + Tq - 1
+    Tensor last = Tensor::empty({B, cfg_.hidden_size}, DType::f32, x.device());
+    for (int64_t b = 0; b < B; ++b)
+      last.slice(b, b + 1).copy_from(x.slice(b * Tq + Tq - 1, b * Tq + Tq));
+    x = last;
+  }
+  RMSNorm::Saved norm_unused;
+  Linear::Saved out_unused;
+  Tensor logits = output_layer_.forward(ctx, final_layernorm_.forward(ctx, x, norm_unused), out_unused);
+  return logits.reshape({B, rows, cfg_.vocab_size});  // (B, rows, V)
+}
+
 double GPTModel::training_flops_per_token(int64_t seq_length) const {
   const double H = static_cast<double>(cfg_.hidden_size), V = static_cast<double>(cfg_.vocab_size);
   const double NH = static_cast<double>(cfg_.num_attention_heads);

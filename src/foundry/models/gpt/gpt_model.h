@@ -8,6 +8,7 @@
 
 #include <vector>
 
+#include "foundry/models/gpt/kv_cache.h"
 #include "foundry/nn/embedding.h"
 #include "foundry/nn/transformer_layer.h"
 
@@ -50,6 +51,17 @@ class GPTModel {
   Tensor forward(Context& ctx, const Tensor& tokens, const SequenceLayout& seq, Saved& s) const;
   // dlogits (T, V) -> parameter gradients (accumulated).
   void backward(Context& ctx, const Tensor& dlogits, const SequenceLayout& seq, const Saved& s);
+
+  // Inference (generation, evaluation without gradients); the training path above is unchanged.
+  // An empty cache for `batch` sequences of up to max_len positions.
+  KVCache make_kv_cache(int64_t batch, int64_t max_len) const;
+  // tokens (B, Tq) i32: the next Tq tokens of the B sequences whose first cache.length()
+  // positions are in `cache` (B = cache.batch()). Appends their keys/values at positions
+  // cache.length() .. + Tq - 1, advances the cache by Tq, and returns the logits of the new
+  // tokens (B, Tq, V), or only of each sequence's last new token (B, 1, V) when last_only.
+  // Equals forward() over the whole sequences, position by position.
+  Tensor forward_inference(Context& ctx, const Tensor& tokens, KVCache& cache,
+                           bool last_only = false) const;
 
   // Training FLOPs per token at sequence length S (forward + backward = 3x forward):
   //   6 * (parameters in matrix multiplies: attention, MLP, output layer)
