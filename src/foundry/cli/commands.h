@@ -9,5 +9,6 @@ namespace foundry::cli {
 void add_train_command(CLI::App& app);  // foundry train [RECIPE] [section.key=value ...]
 void add_bench_command(CLI::App& app);  // foundry bench step RECIPE [section.key=value ...]
 void add_info_command(CLI::App& app);   // foundry info
+void add_tokenizer_command(CLI::App& app);  // foundry tokenizer encode|decode|train|info
 
 }  // namespace foundry::cli

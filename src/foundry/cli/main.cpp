@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   foundry::cli::add_train_command(app);
   foundry::cli::add_bench_command(app);
   foundry::cli::add_info_command(app);
+  foundry::cli::add_tokenizer_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
