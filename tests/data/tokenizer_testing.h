@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -131,6 +132,47 @@ inline std::string random_utf8(std::mt19937& rng, size_t n) {
     append_utf8(s, cp);
   }
   return s;
+}
+
+// English-like prose of about `bytes` bytes: Zipf-distributed common words in sentences with
+// capitals, commas, contractions, numbers and paragraphs (deterministic for a seed).
+inline std::string english_like_text(size_t bytes, uint32_t seed) {
+  static const char* kWords[] = {
+      "the", "of", "and", "to", "a", "in", "is", "it", "you", "that", "he", "was", "for", "on", "are", "with",
+      "as", "I", "his", "they", "be", "at", "one", "have", "this", "from", "or", "had", "by", "hot", "word",
+      "but", "what", "some", "we", "can", "out", "other", "were", "all", "there", "when", "up", "use", "your",
+      "how", "said", "an", "each", "she", "which", "do", "their", "time", "if", "will", "way", "about", "many",
+      "then", "them", "write", "would", "like", "so", "these", "her", "long", "make", "thing", "see", "him",
+      "two", "has", "look", "more", "day", "could", "go", "come", "did", "number", "sound", "no", "most",
+      "people", "my", "over", "know", "water", "than", "call", "first", "who", "may", "down", "side", "been",
+      "now", "find", "any", "new", "work", "part", "take", "get", "place", "made", "live", "where", "after",
+      "back", "little", "only", "round", "man", "year", "came", "show", "every", "good", "me", "give", "our",
+      "under", "name", "very", "through", "just", "form", "sentence", "great", "think", "say", "help", "low",
+      "line", "differ", "turn", "cause", "much", "mean", "before", "move", "right", "boy", "old", "too",
+      "same", "tell", "does", "set", "three", "want", "air", "well", "also", "play", "small", "end", "put",
+      "home", "read", "hand", "port", "large", "spell", "add", "even", "land", "here", "must", "big", "high",
+      "such", "follow", "act", "why", "ask", "men", "change", "went", "light", "kind", "off", "need", "house",
+      "picture", "try", "us", "again", "animal", "point", "mother", "world", "near", "build", "self", "earth",
+      "father", "don't", "it's", "can't", "training", "model", "tokenizer", "gradient", "attention", "layer"};
+  constexpr size_t n = std::size(kWords);
+  std::mt19937 rng(seed);
+  std::vector<double> weights(n);
+  for (size_t i = 0; i < n; ++i) weights[i] = 1.0 / static_cast<double>(i + 1);
+  std::discrete_distribution<size_t> pick(weights.begin(), weights.end());
+  std::string text;
+  text.reserve(bytes + 256);
+  while (text.size() < bytes) {
+    const size_t words = 5 + rng() % 16;
+    for (size_t w = 0; w < words; ++w) {
+      std::string word = rng() % 40 == 0 ? std::to_string(rng() % 2000) : kWords[pick(rng)];
+      if (w == 0) word[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(word[0])));
+      text += word;
+      if (w + 1 < words) text += rng() % 12 == 0 ? ", " : " ";
+    }
+    text += rng() % 10 == 0 ? "?" : ".";
+    text += rng() % 6 == 0 ? "\n\n" : " ";
+  }
+  return text;
 }
 
 }  // namespace foundry::testing

@@ -174,21 +174,18 @@ void add_tokenizer_command(CLI::App& app) {
   info->callback([path] {
     const auto tok = Tokenizer::load(*path);
     std::printf("%s\nvocab_size: %lld\n", tok->description().c_str(), static_cast<long long>(tok->vocab_size()));
-    const int32_t eod = [&] {
-      try {
-        return tok->eod_id();
-      } catch (const Error&) {
-        return -1;
-      }
-    }();
-    std::printf("eod_id: %d\n", eod);
+    try {
+      std::printf("eod_id: %d\n", tok->eod_id());
+    } catch (const Error&) {
+      std::printf("eod_id: none\n");
+    }
   });
 
   struct TrainArgs {
     std::vector<std::string> inputs;
     int64_t vocab_size = 4096;
     std::string output;
-    std::vector<std::string> special = {"<|endoftext|>"};
+    std::vector<std::string> special;  // <|endoftext|> unless --special-tokens is given (maybe empty)
     std::string pattern = "llama3";
     int64_t min_frequency = 2;
   };
@@ -199,14 +196,19 @@ void add_tokenizer_command(CLI::App& app) {
       ->expected(1, -1);
   train->add_option("--vocab-size", t->vocab_size, "Tokens in all: 256 bytes + merges + special tokens")->required();
   train->add_option("--output", t->output, "Directory to write tokenizer.json into")->required();
-  train->add_option("--special-tokens", t->special, "Special tokens appended after the learned ones")
-      ->expected(0, -1)
-      ->default_str("<|endoftext|>");
+  auto* special_opt = train->add_option("--special-tokens", t->special,
+                                        "Special tokens appended after the learned ones (default <|endoftext|>; "
+                                        "none when the option has no value)")
+                          ->expected(0, -1);
   train->add_option("--pattern", t->pattern, "Pre-tokenization regex, or gpt2 | cl100k | o200k | llama3")
       ->default_str("llama3");
   train->add_option("--min-frequency", t->min_frequency, "Merge only pairs seen at least this often")
       ->default_str("2");
-  train->callback([t] { run_train(t->inputs, t->vocab_size, t->output, t->special, t->pattern, t->min_frequency); });
+  train->callback([t, special_opt] {
+    if (special_opt->count() == 0) t->special = {"<|endoftext|>"};
+    std::erase(t->special, std::string());  // the option given without a value: no special tokens
+    run_train(t->inputs, t->vocab_size, t->output, t->special, t->pattern, t->min_frequency);
+  });
 }
 
 }  // namespace foundry::cli

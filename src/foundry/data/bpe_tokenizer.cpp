@@ -44,10 +44,11 @@ BpeTokenizer::BpeTokenizer(Spec spec) : spec_(std::move(spec)), pretokenizer_(sp
 }
 
 void BpeTokenizer::encode_into(std::string_view text, std::vector<int32_t>& out) const {
-  thread_local std::vector<std::string_view> pieces;
+  thread_local std::vector<std::string_view> pieces;  // reused: no allocation per call
   pieces.clear();
   pretokenizer_.split(text, pieces);
   for (std::string_view piece : pieces) spec_.bpe.encode(piece, out);
+  if (pieces.capacity() > (1u << 20)) std::vector<std::string_view>().swap(pieces);  // after a huge text
 }
 
 std::vector<int32_t> BpeTokenizer::encode(std::string_view text) const {

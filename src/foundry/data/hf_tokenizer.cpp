@@ -21,6 +21,13 @@ bool is_null_or(const json& j, const char* key, const json& allowed) {
   return !j.contains(key) || j[key].is_null() || j[key] == allowed;
 }
 
+// Boolean field `key` of `j` (`fallback` when absent or null); another type is an error.
+bool get_bool(const json& j, const char* key, bool fallback, const std::string& path) {
+  if (!j.contains(key) || j[key].is_null()) return fallback;
+  FOUNDRY_CHECK(j[key].is_boolean(), "{}: '{}' must be true or false, got {}", path, key, j[key].dump());
+  return j[key].get<bool>();
+}
+
 // A literal for PCRE2: every non-alphanumeric ASCII character escaped.
 std::string escape_literal(const std::string& s) {
   std::string out;
@@ -37,14 +44,14 @@ void read_pre_tokenizer(const json& j, const std::string& path, std::vector<std:
   FOUNDRY_CHECK(!byte_level, "{}: pre_tokenizer {} after ByteLevel is not supported (ByteLevel must come last)", path,
                 type);
   if (type == "ByteLevel") {
-    FOUNDRY_CHECK(is_null_or(j, "add_prefix_space", false),
+    FOUNDRY_CHECK(!get_bool(j, "add_prefix_space", false, path),
                   "{}: ByteLevel add_prefix_space=true is not supported (decode(encode(x)) would not be x)", path);
-    if (!j.contains("use_regex") || j["use_regex"] == true) patterns.push_back(pretokenizer_pattern("gpt2"));
+    if (get_bool(j, "use_regex", true, path)) patterns.push_back(pretokenizer_pattern("gpt2"));
     byte_level = true;
   } else if (type == "Split") {
     FOUNDRY_CHECK(j.value("behavior", std::string()) == "Isolated",
                   "{}: Split behavior '{}' is not supported (only 'Isolated')", path, j.value("behavior", std::string()));
-    FOUNDRY_CHECK(is_null_or(j, "invert", false), "{}: Split with invert=true is not supported", path);
+    FOUNDRY_CHECK(!get_bool(j, "invert", false, path), "{}: Split with invert=true is not supported", path);
     const json& p = j.contains("pattern") ? j["pattern"] : json();
     if (p.contains("Regex") && p["Regex"].is_string()) {
       patterns.push_back(p["Regex"].get<std::string>());
@@ -83,7 +90,7 @@ std::unique_ptr<BpeTokenizer> load_tokenizer_json(const std::string& path) {
                       model["merges"].is_array(),
                   "{}: the BPE model needs a 'vocab' object and a 'merges' array", path);
     FOUNDRY_CHECK(is_null_or(model, "dropout", 0.0), "{}: BPE dropout is not supported", path);
-    FOUNDRY_CHECK(is_null_or(model, "byte_fallback", false), "{}: BPE byte_fallback is not supported", path);
+    FOUNDRY_CHECK(!get_bool(model, "byte_fallback", false, path), "{}: BPE byte_fallback is not supported", path);
     for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"})
       FOUNDRY_CHECK(is_null_or(model, key, ""), "{}: BPE {} is not supported", path, key);
     FOUNDRY_CHECK(!root.contains("normalizer") || root["normalizer"].is_null(),
@@ -160,7 +167,7 @@ std::unique_ptr<BpeTokenizer> load_tokenizer_json(const std::string& path) {
                     path, i, left, right);
       merges.push_back({l->second, r->second});
     }
-    const bool ignore_merges = model.contains("ignore_merges") && model["ignore_merges"] == true;
+    const bool ignore_merges = get_bool(model, "ignore_merges", false, path);
     spec.bpe = BytePairEncoder::from_merges(std::move(vocab), std::move(merges), ignore_merges, path);
     return std::make_unique<BpeTokenizer>(std::move(spec));
   } catch (const json::exception& e) {  // a field of the wrong JSON type
