@@ -96,6 +96,7 @@ BytePairEncoder BytePairEncoder::from_merges(std::vector<Token> vocab, std::vect
 
 void BytePairEncoder::encode(std::string_view piece, std::vector<int32_t>& out) const {
   if (piece.empty()) return;
+  FOUNDRY_CHECK(piece.size() < UINT32_MAX, "BPE: a {}-byte piece is too long (4 GiB at most)", piece.size());
   if (piece.size() == 1) {
     out.push_back(byte_ids_[static_cast<unsigned char>(piece[0])]);
     return;

@@ -7,7 +7,9 @@
 //   pre_tokenizer  ByteLevel (use_regex: GPT-2's regex), or a Sequence of Split(Regex or String,
 //                   behavior "Isolated") ending in ByteLevel(use_regex: false) (Llama 3)
 //   decoder        ByteLevel
-//   added_tokens   [{"id", "content", "special", ...}]: the special tokens
+//   added_tokens   [{"id", "content", "special", ...}]: the special tokens. All of them are
+//                   matched by encode_with_special only; Hugging Face also splits them out in
+//                   ordinary encoding, which the Tokenizer contract leaves to encode_with_special.
 //
 // normalizer must be null; post_processor is ignored (encode adds no BOS/EOS). Anything else
 // (dropout, byte_fallback, add_prefix_space, other pre-tokenizers) is an error naming it, never
