@@ -11,6 +11,7 @@ packages=(
   libpcre2-dev                     # tokenizer pre-tokenization regexes
   libavformat-dev libavcodec-dev libavfilter-dev libswscale-dev libavutil-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  fortunes                         # English text corpus for bench/tokenizer_bench (optional there)
 )
 
 missing=()

@@ -11,5 +11,6 @@ void add_bench_command(CLI::App& app);  // foundry bench step RECIPE [section.ke
 void add_info_command(CLI::App& app);   // foundry info
 void add_preprocess_command(CLI::App& app);  // foundry preprocess --input FILES --tokenizer T --output-prefix P
 void add_plot_command(CLI::App& app);   // foundry plot RUN_DIR [--output FILE.svg]
+void add_tokenizer_command(CLI::App& app);  // foundry tokenizer encode|decode|train|info
 
 }  // namespace foundry::cli

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   foundry::cli::add_info_command(app);
   foundry::cli::add_preprocess_command(app);
   foundry::cli::add_plot_command(app);
+  foundry::cli::add_tokenizer_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
