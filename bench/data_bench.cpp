@@ -46,6 +46,8 @@ class ByteTokenizer : public Tokenizer {
       if (id < 256) s.push_back(static_cast<char>(id));
     return s;
   }
+  std::vector<int32_t> encode_with_special(std::string_view text) const override { return encode(text); }
+  int32_t special_token_id(std::string_view) const override { return -1; }
   int64_t vocab_size() const override { return 257; }
   int32_t eod_id() const override { return 256; }
   std::string description() const override { return "bytes, 257 tokens"; }
@@ -134,7 +136,7 @@ int run(int argc, char** argv) {
     const Batch batch = loader.next();
     const double waited = since(w0);
     const auto s0 = clock_type::now();
-    train_step(ctx, model, optimizer, batch, cfg.train.lr, cfg.train.clip_grad);
+    train_step(ctx, model, optimizer, std::span(&batch, 1), cfg.train.lr, cfg.train.clip_grad);
     if (i >= warmup) {
       step_s += since(s0);
       wait_s += waited;

@@ -11,6 +11,7 @@
 #include "checkpoint/scratch.h"
 #include "foundry/checkpoint/durable_io.h"
 #include "foundry/checkpoint/safetensors.h"
+#include "foundry/train/synthetic_data.h"
 #include "foundry/train/train_step.h"
 #include "testing.h"
 
@@ -44,7 +45,8 @@ struct Trained {
     for (int i = 0; i < steps; ++i) step(i);
   }
   void step(int index) {
-    train_step(ctx, model, opt, synthetic_batch(2, 8, model.config().vocab_size, 7, index), 1e-2f, 1.0f);
+    const Batch batch = synthetic_batch(2, 8, model.config().vocab_size, 7, index);
+    train_step(ctx, model, opt, std::span(&batch, 1), 1e-2f, 1.0f);
   }
 };
 

@@ -30,6 +30,11 @@ class ByteTokenizer : public Tokenizer {
       if (id < 256) s.push_back(static_cast<char>(id));
     return s;
   }
+  std::vector<int32_t> encode_with_special(std::string_view text) const override {
+    if (text == "<|endoftext|>") return {256};
+    return encode(text);
+  }
+  int32_t special_token_id(std::string_view text) const override { return text == "<|endoftext|>" ? 256 : -1; }
   int64_t vocab_size() const override { return 257; }
   int32_t eod_id() const override { return 256; }
   std::string description() const override { return "bytes (test), 257 tokens"; }

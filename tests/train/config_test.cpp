@@ -30,6 +30,9 @@ TEST(RunConfig, UnknownKeysSuggestTheClosest) {
 TEST(RunConfig, WrongTypesAndImpossibleValuesNameTheKey) {
   EXPECT_EQ(error_of([] { RunConfig::parse("train:\n  lr: fast\n", "r.yaml"); }),
             "config key 'train.lr': value 'fast' is not a valid number");
+  EXPECT_NE(error_of([] { RunConfig::parse("", "r.yaml", {"data.text_document_separator=%"}); })
+                .find("config key 'data.text_document_separator': no value"),
+            std::string::npos);
   EXPECT_EQ(error_of([] { RunConfig::parse("train:\n  micro_batch_size: 0\n", "r.yaml"); }),
             "train.micro_batch_size must be positive, got 0");
   EXPECT_NE(error_of([] { RunConfig::parse("model: [1, 2\n", "bad.yaml"); }).find("bad.yaml: YAML error"),

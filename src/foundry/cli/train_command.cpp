@@ -1,64 +1,87 @@
-// foundry train: trains the recipe's model on the built-in synthetic corpus (real datasets come
-// with the data pipeline) and prints one line per log interval.
-#include <chrono>
+// foundry train [RECIPE] [overrides]: builds the data (preparing raw text on first use), trains
+// with periodic logs, evaluation and checkpoints, resumes from the latest checkpoint in the
+// output directory when there is one, and prints a sample from the trained model.
+#include <cstdio>
 
 #include "foundry/cli/commands.h"
 #include "foundry/cli/recipe_args.h"
 #include "foundry/core/threads.h"
-#include "foundry/train/synthetic_data.h"
-#include "foundry/train/train_step.h"
+#include "foundry/models/gpt/generate.h"
+#include "foundry/train/data_setup.h"
 
 namespace foundry::cli {
 
 namespace {
-void run_train(const std::vector<std::string>& args, bool print_config) {
+
+struct TrainOptions {
+  std::vector<std::string> args;
+  bool print_config = false;
+  std::string sample_prompt = "The ";
+  int64_t sample_tokens = 80;
+};
+
+void print_sample(const Trainer& trainer, const Tokenizer& tokenizer, const TrainOptions& o) {
+  if (o.sample_tokens <= 0) return;
+  const std::vector<int32_t> prompt = tokenizer.encode(o.sample_prompt);
+  FOUNDRY_CHECK(!prompt.empty(), "--sample-prompt must not be empty");
+  std::printf("sample (temperature 0.8, top-k 40): %s", o.sample_prompt.c_str());
+  std::fflush(stdout);
+  std::vector<int32_t> generated;
+  std::string shown;
+  const GenerateResult r = generate(
+      trainer.model(), prompt,
+      {.max_new_tokens = o.sample_tokens, .temperature = 0.8f, .top_k = 40, .seed = trainer.config().train.seed,
+       .stop_token = tokenizer.eod_id()},
+      [&](int32_t id) {
+        // Stream whole characters: print the decoded text's new suffix.
+        generated.push_back(id);
+        const std::string text = tokenizer.decode(generated);
+        if (text.size() > shown.size() && text.compare(0, shown.size(), shown) == 0) {
+          std::fputs(text.c_str() + shown.size(), stdout);
+          std::fflush(stdout);
+          shown = text;
+        }
+      });
+  std::printf("\n(%lld tokens, %.0f tokens/s)\n", static_cast<long long>(r.stats.new_tokens),
+              r.stats.decode_tokens_per_second());
+}
+
+void run_train(const TrainOptions& o) {
   std::string recipe;
-  RunConfig cfg = load_recipe(args, &recipe);
-  if (print_config) {
+  RunConfig cfg = load_recipe(o.args, &recipe);
+  if (o.print_config) {
     std::fputs(cfg.to_yaml().c_str(), stdout);
     return;
   }
   if (cfg.train.threads > 0) set_num_threads(static_cast<int>(cfg.train.threads));
+  TrainingData data = build_training_data(cfg, stdout);
+  Trainer trainer(cfg, std::move(data.data), data.tokenizer);
   const TrainConfig& t = cfg.train;
-  GPTModel model(cfg.model, t.seed);
-  AdamW optimizer(model.params(), {.lr = t.lr, .beta1 = t.adam_beta1, .beta2 = t.adam_beta2,
-                                   .eps = t.adam_eps, .weight_decay = t.weight_decay});
-  Context ctx;
-  std::printf("foundry train: recipe %s, %lld parameters, %d threads, %lld steps of %lld x %lld tokens\n",
-              recipe.c_str(), static_cast<long long>(model.params().numel()), num_threads(),
-              static_cast<long long>(t.train_iters), static_cast<long long>(t.micro_batch_size),
-              static_cast<long long>(t.seq_length));
-  using clock = std::chrono::steady_clock;
-  const auto start = clock::now();
-  auto interval_start = start;
-  int64_t interval_tokens = 0;
-  for (int64_t step = 1; step <= t.train_iters; ++step) {
-    const Batch batch = synthetic_batch(t.micro_batch_size, t.seq_length, cfg.model.vocab_size, t.seed, step);
-    const StepStats st = train_step(ctx, model, optimizer, std::span(&batch, 1), t.lr, t.clip_grad);
-    interval_tokens += st.tokens;
-    FOUNDRY_CHECK(std::isfinite(st.loss), "train: loss is {} at step {}", st.loss, step);
-    if (step == 1 || step % t.log_interval == 0 || step == t.train_iters) {
-      const auto now = clock::now();
-      const double dt = std::chrono::duration<double>(now - interval_start).count();
-      const double elapsed = std::chrono::duration<double>(now - start).count();
-      std::printf("step %6lld | loss %.4f | grad norm %.3f | lr %.3g | %.0f tok/s | elapsed %.1fs\n",
-                  static_cast<long long>(step), st.loss, st.grad_norm, t.lr,
-                  static_cast<double>(interval_tokens) / dt, elapsed);
-      std::fflush(stdout);
-      interval_start = now;
-      interval_tokens = 0;
-    }
+  std::printf("foundry train: recipe %s | %lld parameters | %d threads | %lld steps x %lld sequences x %lld tokens\n"
+              "data: %s\noutput: %s\n",
+              recipe.c_str(), static_cast<long long>(trainer.model().params().numel()), num_threads(),
+              static_cast<long long>(t.train_iters), static_cast<long long>(t.micro_batch_size * t.num_microbatches()),
+              static_cast<long long>(t.seq_length), data.description.c_str(), t.output_dir.c_str());
+  std::fflush(stdout);
+  trainer.resume();
+  if (trainer.step() >= t.train_iters) {
+    std::printf("already trained to step %lld (train.train_iters); nothing to do\n", static_cast<long long>(trainer.step()));
+  } else {
+    trainer.train();
   }
+  if (data.tokenizer) print_sample(trainer, *data.tokenizer, o);
 }
+
 }  // namespace
 
 void add_train_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("train", "Train a model from a recipe (default: the built-in tiny recipe)");
-  auto args = std::make_shared<std::vector<std::string>>();
-  auto print_config = std::make_shared<bool>(false);
-  cmd->add_option("recipe_and_overrides", *args, "RECIPE.yaml then section.key=value overrides");
-  cmd->add_flag("--print-config", *print_config, "Print the resolved configuration and exit");
-  cmd->callback([args, print_config] { run_train(*args, *print_config); });
+  auto* cmd = app.add_subcommand("train", "Train a model from a recipe (default: the built-in recipe)");
+  auto o = std::make_shared<TrainOptions>();
+  cmd->add_option("recipe_and_overrides", o->args, "RECIPE.yaml then section.key=value overrides");
+  cmd->add_flag("--print-config", o->print_config, "Print the resolved configuration and exit");
+  cmd->add_option("--sample-prompt", o->sample_prompt, "Prompt of the sample printed after training");
+  cmd->add_option("--sample-tokens", o->sample_tokens, "Tokens to sample after training (0: none)");
+  cmd->callback([o] { run_train(*o); });
 }
 
 }  // namespace foundry::cli

@@ -24,6 +24,8 @@ template <class S, class T>
 Field make_field(S RunConfig::*section, T S::*member, const char* type_name, const std::string& key) {
   Field f;
   f.set = [=](RunConfig& c, const YAML::Node& n) {
+    FOUNDRY_CHECK(n.IsDefined() && !n.IsNull(), "config key '{}': no value (quote values that YAML reads as "
+                  "special, e.g. '%')", key);
     try {
       (c.*section).*member = n.as<T>();
     } catch (const YAML::Exception&) {

@@ -16,7 +16,7 @@ namespace foundry {
 
 struct GPTConfig {
   // Field names follow Megatron's TransformerConfig / arguments.
-  int64_t vocab_size = 256;
+  int64_t vocab_size = 256;  // 0 in a recipe: from the tokenizer (data/ setup)
   int64_t hidden_size = 64;
   int64_t num_layers = 2;
   int64_t num_attention_heads = 4;

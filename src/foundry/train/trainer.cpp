@@ -1,0 +1,193 @@
+#include "foundry/train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "foundry/checkpoint/checkpoint.h"
+#include "foundry/core/threads.h"
+#include "foundry/ops/gemm.h"
+#include "foundry/train/metrics_log.h"
+#include "foundry/train/progress.h"
+#include "foundry/train/tensorboard.h"
+
+namespace foundry {
+
+LRSchedule lr_schedule_of(const TrainConfig& t) {
+  return {.max_lr = t.lr,
+          .min_lr = t.min_lr,
+          .warmup_steps = t.lr_warmup_iters,
+          .decay_steps = t.lr_decay_iters > 0 ? t.lr_decay_iters : t.train_iters,
+          .style = LRSchedule::parse_style(t.lr_decay_style),
+          .wsd_decay_steps = t.lr_wsd_decay_iters,
+          .wsd_style = LRSchedule::parse_wsd_style(t.lr_wsd_decay_style)};
+}
+
+// Everything that turns steps into output: log lines, progress bar, metrics.jsonl, TensorBoard.
+struct Trainer::Logging {
+  using clock = std::chrono::steady_clock;
+  MetricsLog metrics;
+  TensorBoardWriter tensorboard;
+  ProgressBar progress;  // on a terminal only; log lines go through progress.print_line
+  EtaEstimator eta;
+  clock::time_point start = clock::now();
+  clock::time_point interval_start = clock::now();
+  int64_t interval_steps = 0;
+  int64_t interval_tokens = 0;
+  double interval_loss = 0;
+  double peak_gflops = 0;
+  double flops_per_token = 0;
+
+  Logging(const std::string& dir, int64_t total_steps, std::FILE* out)
+      : metrics(dir + "/metrics.jsonl"), tensorboard(dir), progress(total_steps, out), eta(total_steps) {}
+};
+
+Trainer::Trainer(const RunConfig& cfg, Data data, std::shared_ptr<const Tokenizer> tokenizer, std::FILE* log)
+    : cfg_(cfg), data_(std::move(data)), tokenizer_(std::move(tokenizer)), log_(log) {
+  FOUNDRY_CHECK(data_.train != nullptr, "Trainer: no training data");
+  if (cfg_.train.threads > 0) set_num_threads(static_cast<int>(cfg_.train.threads));
+  if (tokenizer_) {
+    FOUNDRY_CHECK(tokenizer_->vocab_size() <= cfg_.model.vocab_size,
+                  "model.vocab_size {} is smaller than the tokenizer's vocabulary ({})", cfg_.model.vocab_size,
+                  tokenizer_->vocab_size());
+  }
+  model_ = std::make_unique<GPTModel>(cfg_.model, cfg_.train.seed);
+  const TrainConfig& t = cfg_.train;
+  optimizer_ = std::make_unique<AdamW>(model_->params(), AdamW::Config{.lr = t.lr, .beta1 = t.adam_beta1,
+                                                                       .beta2 = t.adam_beta2, .eps = t.adam_eps,
+                                                                       .weight_decay = t.weight_decay});
+  schedule_ = lr_schedule_of(t);
+  ctx_.rng = Philox(t.seed);
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::say(const std::string& line) {
+  if (logging_) {
+    logging_->progress.print_line(line);
+  } else {
+    std::fprintf(log_, "%s\n", line.c_str());
+    std::fflush(log_);
+  }
+}
+
+bool Trainer::resume() {
+  std::string path = cfg_.train.load;
+  if (path.empty()) {
+    const auto latest = latest_checkpoint(checkpoint_root());
+    if (!latest) return false;
+    path = *latest;
+  }
+  const LoadedCheckpoint ck = load_checkpoint(path, model_->params(), optimizer_.get());
+  const nlohmann::json& s = ck.trainer_state;
+  step_ = ck.step;
+  skipped_steps_ = s.value("skipped_steps", int64_t{0});
+  data_.train->seek(s.at("consumed_samples").get<int64_t>());
+  if (data_.valid && s.contains("valid_consumed_samples"))
+    data_.valid->seek(s.at("valid_consumed_samples").get<int64_t>());
+  ctx_.rng = Philox(s.at("rng").at("seed").get<uint64_t>(), s.at("rng").at("offset").get<uint64_t>());
+  say(fmt::format("resumed from {} at step {} ({} samples consumed)", ck.dir, step_,
+                  data_.train->consumed_samples()));
+  return true;
+}
+
+void Trainer::save_checkpoint() {
+  nlohmann::json state = {
+      {"consumed_samples", data_.train->consumed_samples()},
+      {"skipped_steps", skipped_steps_},
+      {"rng", {{"seed", ctx_.rng.seed()}, {"offset", ctx_.rng.offset()}}},
+      {"config", cfg_.to_yaml()},
+  };
+  if (data_.valid) state["valid_consumed_samples"] = data_.valid->consumed_samples();
+  CheckpointContents contents{.step = step_, .params = &model_->params(), .optimizer = optimizer_.get(),
+                              .trainer_state = std::move(state)};
+  if (tokenizer_) contents.save_tokenizer = [this](const std::string& dir) { tokenizer_->save(dir); };
+  const std::string dir = foundry::save_checkpoint(contents, checkpoint_root(), static_cast<int>(cfg_.train.save_keep_last));
+  say("saved checkpoint " + dir);
+}
+
+double Trainer::evaluate() {
+  FOUNDRY_CHECK(data_.valid != nullptr, "evaluate: no validation data");
+  double sum = 0;
+  for (int64_t i = 0; i < cfg_.train.eval_iters; ++i) sum += eval_loss(ctx_, *model_, data_.valid->next());
+  return sum / static_cast<double>(cfg_.train.eval_iters);
+}
+
+void Trainer::train(int64_t until) {
+  const TrainConfig& t = cfg_.train;
+  if (until < 0) until = t.train_iters;
+  if (!logging_) {
+    logging_ = std::make_unique<Logging>(t.output_dir, t.train_iters, log_);
+    logging_->peak_gflops = gemm_peak_gflops(cfg_.model.bf16 ? DType::bf16 : DType::f32, ctx_.device, 0.25);
+    logging_->flops_per_token = model_->training_flops_per_token(t.seq_length);
+  }
+  Logging& L = *logging_;
+  const int64_t micro = t.num_microbatches();
+  while (step_ < until) {
+    const float lr = schedule_.lr(optimizer_->steps());
+    std::vector<Batch> batches;
+    batches.reserve(static_cast<size_t>(micro));
+    for (int64_t m = 0; m < micro; ++m) batches.push_back(data_.train->next());
+    const StepStats st = train_step(ctx_, *model_, *optimizer_, batches, lr, t.clip_grad);
+    ++step_;
+    if (!st.applied) {
+      ++skipped_steps_;
+      const std::string what = fmt::format("step {}: {} is not finite (loss {}, grad norm {})", step_,
+                                           std::isfinite(st.loss) ? "the gradient" : "the loss", st.loss,
+                                           st.grad_norm);
+      FOUNDRY_CHECK(t.nan_action == "skip", "{}; stopping (train.nan_action=skip skips such steps)", what);
+      say(fmt::format("{}; step skipped ({} skipped so far)", what, skipped_steps_));
+    } else {
+      L.interval_loss += st.loss;
+      ++L.interval_steps;
+    }
+    step_losses_.push_back(st.loss);
+    L.interval_tokens += st.tokens;
+    L.progress.update(step_, st.loss);
+    if (step_ % t.log_interval == 0 || step_ == until || step_ == 1) log_interval_line(st, lr);
+    if (data_.valid && t.eval_interval > 0 && step_ % t.eval_interval == 0) {
+      const double valid = evaluate();
+      say(fmt::format("step {} | validation loss {:.4f} | perplexity {:.2f}", step_, valid, std::exp(valid)));
+      L.metrics.append(MetricsRecord{.step = step_}.set("valid_loss", valid));
+      L.tensorboard.add_scalar("loss/valid", valid, step_);
+    }
+    if (t.save_interval > 0 && step_ % t.save_interval == 0 && step_ != until) save_checkpoint();
+  }
+  L.tensorboard.flush();
+  save_checkpoint();
+  if (step_ >= t.train_iters) L.progress.finish();
+}
+
+void Trainer::log_interval_line(const StepStats& st, float lr) {
+  Logging& L = *logging_;
+  const auto now = Logging::clock::now();
+  const double dt = std::chrono::duration<double>(now - L.interval_start).count();
+  const double elapsed = std::chrono::duration<double>(now - L.start).count();
+  const double tokens_per_s = static_cast<double>(L.interval_tokens) / std::max(dt, 1e-9);
+  const double mfu = tokens_per_s * L.flops_per_token / (L.peak_gflops * 1e9);
+  const double loss = L.interval_steps > 0 ? L.interval_loss / static_cast<double>(L.interval_steps) : st.loss;
+  L.eta.update(step_, elapsed);
+  const auto eta = L.eta.eta_seconds();
+  say(fmt::format("step {:6d}/{} | loss {:.4f} | grad norm {:.3f} | lr {:.3e} | {:.0f} tok/s | MFU {:.1f}% | "
+                  "elapsed {} | ETA {}",
+                  step_, cfg_.train.train_iters, loss, st.grad_norm, lr, tokens_per_s, 100 * mfu,
+                  format_duration(elapsed), eta ? format_duration(*eta) : std::string("-")));
+  L.metrics.append(MetricsRecord{.step = step_}
+                       .set("loss", loss)
+                       .set("grad_norm", st.grad_norm)
+                       .set("lr", lr)
+                       .set("tokens_per_s", tokens_per_s)
+                       .set("mfu", mfu)
+                       .set("elapsed_s", elapsed));
+  L.tensorboard.add_scalar("loss/train", loss, step_);
+  L.tensorboard.add_scalar("grad_norm", st.grad_norm, step_);
+  L.tensorboard.add_scalar("learning_rate", lr, step_);
+  L.tensorboard.add_scalar("throughput/tokens_per_s", tokens_per_s, step_);
+  L.tensorboard.add_scalar("throughput/mfu", mfu, step_);
+  L.tensorboard.flush();
+  L.interval_start = now;
+  L.interval_tokens = 0;
+  L.interval_loss = 0;
+  L.interval_steps = 0;
+}
+
+}  // namespace foundry

@@ -1,0 +1,72 @@
+// Trainer: the training loop of `foundry train` (Megatron's pretrain loop): global batches of
+// microbatches, the LR schedule, clipping, AdamW, NaN/Inf handling (stop or skip by
+// train.nan_action), periodic evaluation on the valid split, log lines, metrics.jsonl and
+// TensorBoard, and atomic checkpoints from which a new process resumes bit-identically.
+#pragma once
+
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "foundry/data/tokenizer.h"
+#include "foundry/optim/lr_schedule.h"
+#include "foundry/train/batch_source.h"
+#include "foundry/train/config.h"
+#include "foundry/train/train_step.h"
+
+namespace foundry {
+
+class Trainer {
+ public:
+  struct Data {
+    std::unique_ptr<BatchSource> train;
+    std::unique_ptr<BatchSource> valid;  // may be null: no evaluation
+  };
+
+  Trainer(const RunConfig& cfg, Data data, std::shared_ptr<const Tokenizer> tokenizer = nullptr,
+          std::FILE* log = stdout);
+  ~Trainer();
+
+  // Loads the checkpoint named by train.load, else the latest one in output_dir/checkpoints.
+  // Returns false when there is none (a fresh run).
+  bool resume();
+  // Trains until `step` == until (default train.train_iters), evaluating, logging and saving
+  // on the configured intervals; saves at the end.
+  void train(int64_t until = -1);
+  // Mean loss over train.eval_iters batches of the valid source.
+  double evaluate();
+  void save_checkpoint();
+
+  int64_t step() const { return step_; }
+  GPTModel& model() { return *model_; }
+  const GPTModel& model() const { return *model_; }
+  AdamW& optimizer() { return *optimizer_; }
+  const RunConfig& config() const { return cfg_; }
+  const std::vector<double>& step_losses() const { return step_losses_; }  // one per step run here
+  std::string checkpoint_root() const { return cfg_.train.output_dir + "/checkpoints"; }
+
+ private:
+  struct Logging;
+  void log_interval_line(const StepStats& st, float lr);
+  void say(const std::string& line);  // one log line (above the progress bar on a terminal)
+
+  RunConfig cfg_;
+  Data data_;
+  std::shared_ptr<const Tokenizer> tokenizer_;
+  std::FILE* log_;
+  std::unique_ptr<GPTModel> model_;
+  std::unique_ptr<AdamW> optimizer_;
+  LRSchedule schedule_;
+  Context ctx_;
+  int64_t step_ = 0;
+  int64_t skipped_steps_ = 0;
+  std::vector<double> step_losses_;
+  std::unique_ptr<Logging> logging_;
+};
+
+// The LR schedule a TrainConfig describes (decay over train_iters unless lr_decay_iters is set).
+LRSchedule lr_schedule_of(const TrainConfig& t);
+
+}  // namespace foundry
