@@ -13,4 +13,7 @@ void add_preprocess_command(CLI::App& app);  // foundry preprocess --input FILES
 void add_plot_command(CLI::App& app);   // foundry plot RUN_DIR [--output FILE.svg]
 void add_tokenizer_command(CLI::App& app);  // foundry tokenizer encode|decode|train|info
 
+void add_eval_command(CLI::App& app);      // foundry eval CKPT --data PREFIX_OR_TEXT
+void add_generate_command(CLI::App& app);  // foundry generate CKPT --prompt TEXT
+
 }  // namespace foundry::cli

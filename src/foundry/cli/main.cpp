@@ -16,6 +16,8 @@ int main(int argc, char** argv) {
   foundry::cli::add_preprocess_command(app);
   foundry::cli::add_plot_command(app);
   foundry::cli::add_tokenizer_command(app);
+  foundry::cli::add_eval_command(app);
+  foundry::cli::add_generate_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

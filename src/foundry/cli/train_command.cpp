@@ -6,7 +6,7 @@
 #include "foundry/cli/commands.h"
 #include "foundry/cli/recipe_args.h"
 #include "foundry/core/threads.h"
-#include "foundry/models/gpt/generate.h"
+#include "foundry/cli/print_generation.h"
 #include "foundry/train/data_setup.h"
 
 namespace foundry::cli {
@@ -22,28 +22,10 @@ struct TrainOptions {
 
 void print_sample(const Trainer& trainer, const Tokenizer& tokenizer, const TrainOptions& o) {
   if (o.sample_tokens <= 0) return;
-  const std::vector<int32_t> prompt = tokenizer.encode(o.sample_prompt);
-  FOUNDRY_CHECK(!prompt.empty(), "--sample-prompt must not be empty");
-  std::printf("sample (temperature 0.8, top-k 40): %s", o.sample_prompt.c_str());
-  std::fflush(stdout);
-  std::vector<int32_t> generated;
-  std::string shown;
-  const GenerateResult r = generate(
-      trainer.model(), prompt,
-      {.max_new_tokens = o.sample_tokens, .temperature = 0.8f, .top_k = 40, .seed = trainer.config().train.seed,
-       .stop_token = tokenizer.eod_id()},
-      [&](int32_t id) {
-        // Stream whole characters: print the decoded text's new suffix.
-        generated.push_back(id);
-        const std::string text = tokenizer.decode(generated);
-        if (text.size() > shown.size() && text.compare(0, shown.size(), shown) == 0) {
-          std::fputs(text.c_str() + shown.size(), stdout);
-          std::fflush(stdout);
-          shown = text;
-        }
-      });
-  std::printf("\n(%lld tokens, %.0f tokens/s)\n", static_cast<long long>(r.stats.new_tokens),
-              r.stats.decode_tokens_per_second());
+  std::printf("sample (temperature 0.8, top-k 40):\n");
+  print_generation(trainer.model(), tokenizer, o.sample_prompt,
+                   {.max_new_tokens = o.sample_tokens, .temperature = 0.8f, .top_k = 40,
+                    .seed = trainer.config().train.seed});
 }
 
 void run_train(const TrainOptions& o) {
