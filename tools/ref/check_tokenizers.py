@@ -9,7 +9,9 @@ For gpt2, cl100k_base, o200k_base and llama3 it builds tiktoken Encodings from t
 files and pat_str, encodes N adversarial texts (random code points from every plane, Unicode
 whitespace, combining marks, CJK, emoji, contractions, digit and space runs, and long pieces of up to 12 kB) with
 encode_ordinary, and compares with foundry's ids and decode round trip, printing the first
-mismatches. Texts holding code points unassigned in Python's Unicode database are counted
+mismatches. With Hugging Face `tokenizers` installed too, it also trains a tokenizer with
+`foundry tokenizer train` on those texts and checks that tokenizers.Tokenizer.from_file reads
+the tokenizer.json it wrote and encodes the texts to the same ids as foundry. Texts holding code points unassigned in Python's Unicode database are counted
 apart: PCRE2 (10.42 in Debian 12: Unicode 14) and tiktoken's Rust regex (a later Unicode) may
 class such a character differently (a CJK Extension H ideograph is \\p{L} only from Unicode 15),
 so they can split it differently; this check needs Python's unicodedata to be Unicode 14 too.
@@ -17,8 +19,10 @@ so they can split it differently; this check needs Python's unicodedata to be Un
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import unicodedata
 
@@ -29,6 +33,24 @@ POOL = [" ", " ", "  ", "\n", "\n\n", "\t", "\r\n", "\x85", "\xa0", "\u2009", "\
         "\u200d", "\u0301", "\u0308", "'s", "'S", "'ll", "'LL", "\u017f", "\u0130", "K", "0", "123", "4567",
         "Hello", " world", "naïve", "日本語", "🚀", "👩\u200d👩\u200d👧", "!!!", "...", "https://x.y/z?q=1",
         "   \n  ", "x" * 40, " " * 30, "9" * 17, "\u00e9", "e\u0301", "ǅ", "ᾼ", "Σσς"]
+
+
+def compare(name, reference, texts, lines, encode):
+    """Counts texts whose foundry ids (JSON lines) differ from encode(text); prints a few."""
+    bad = newer = 0
+    for text, line in zip(texts, lines):
+        ours, ref = json.loads(line), encode(text)
+        if ours == ref:
+            continue
+        if any(unicodedata.category(c) == "Cn" for c in text):
+            newer += 1
+            continue
+        bad += 1
+        if bad <= 5:
+            print(f"{name}: MISMATCH {text!r}\n  foundry   {ours}\n  reference {ref}")
+    print(f"{name}: {len(texts) - bad - newer}/{len(texts)} texts identical to {reference}, {bad} differ, "
+          f"{newer} differ only in texts with code points unassigned in Unicode {unicodedata.unidata_version}")
+    return bad
 
 
 def random_text(rng):
@@ -71,22 +93,33 @@ def main():
                               os.path.join(data, name + ".tiktoken")], input=stdin.encode(), capture_output=True,
                              check=True).stdout.decode().splitlines()
         assert len(out) == len(texts), (len(out), len(texts))
-        bad = newer = 0
-        for text, line in zip(texts, out):
-            ours, ref = json.loads(line), enc.encode_ordinary(text)
-            if ours == ref:
-                continue
-            if any(unicodedata.category(c) == "Cn" for c in text):
-                newer += 1
-                continue
-            bad += 1
-            if bad <= 5:
-                print(f"{name}: MISMATCH {text!r}\n  foundry  {ours}\n  tiktoken {ref}")
-        print(f"{name}: {len(texts) - bad - newer}/{len(texts)} texts identical to tiktoken {tiktoken.__version__}, "
-              f"{bad} differ, {newer} differ only in texts with code points unassigned in Unicode "
-              f"{unicodedata.unidata_version}")
-        failures += bad
+        failures += compare(name, f"tiktoken {tiktoken.__version__}", texts, out, enc.encode_ordinary)
+    failures += check_hf_tokenizers(foundry, data, texts)
     sys.exit(1 if failures else 0)
+
+
+def check_hf_tokenizers(foundry, data, texts):
+    try:
+        from tokenizers import Tokenizer
+    except ImportError:
+        print("Hugging Face tokenizers not installed: tokenizer.json check skipped")
+        return 0
+    work = tempfile.mkdtemp()
+    try:
+        corpus = os.path.join(work, "corpus.jsonl")
+        with open(corpus, "w") as f:
+            f.writelines(json.dumps({"text": t}) + "\n" for t in texts)
+        subprocess.run([foundry, "tokenizer", "train", "--input", corpus, "--vocab-size", "3000", "--output",
+                        os.path.join(work, "trained")], check=True, capture_output=True)
+        path = os.path.join(work, "trained")
+        hf = Tokenizer.from_file(os.path.join(path, "tokenizer.json"))
+        stdin = "".join(json.dumps({"text": t}) + "\n" for t in texts)
+        out = subprocess.run([foundry, "tokenizer", "encode", "--jsonl", "--tokenizer", path],
+                             input=stdin.encode(), capture_output=True, check=True).stdout.decode().splitlines()
+        return compare("trained tokenizer.json", "Hugging Face tokenizers", texts, out,
+                       lambda t: hf.encode(t, add_special_tokens=False).ids)
+    finally:
+        shutil.rmtree(work)
 
 
 if __name__ == "__main__":
