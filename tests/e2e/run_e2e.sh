@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# End-to-end checks of the foundry command: the default job learns, recipes and overrides
-# resolve, bad input fails with one clear line, `bench step` prints its JSON line.
+# End-to-end checks of the foundry command, as a user runs it: train the default recipe
+# (shortened) from raw text, checkpoint, resume in a new process, generate, eval, info,
+# preprocess, plot, bench step; and bad input, each failing with one clear line.
 # Usage: run_e2e.sh FOUNDRY_BINARY SOURCE_DIR
 set -euo pipefail
 foundry="$1"
@@ -8,28 +9,65 @@ src="$2"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 fail() { echo "e2e: FAILED: $*" >&2; exit 1; }
+run="$work/run"
+short=(train.output_dir="$run" train.log_interval=5 train.eval_interval=10 train.save_interval=10)
 
-# 1. The default recipe (shortened) trains: the last logged loss is well below the first.
-"$foundry" train train.train_iters=60 train.log_interval=20 >"$work/train.log"
+# 1. Train the default recipe for 20 steps: the tokenizer is trained and the fortunes text
+#    preprocessed on first use; the loss falls; checkpoints are written; a sample is printed.
+"$foundry" train train.train_iters=20 "${short[@]}" --sample-tokens 8 >"$work/train.log"
 cat "$work/train.log"
-first=$(grep -m1 '^step' "$work/train.log" | sed -E 's/.*loss ([0-9.]+).*/\1/')
-last=$(grep '^step' "$work/train.log" | tail -1 | sed -E 's/.*loss ([0-9.]+).*/\1/')
+first=$(grep -m1 '^step ' "$work/train.log" | sed -E 's/.*loss ([0-9.]+).*/\1/')
+last=$(grep '^step .*| loss' "$work/train.log" | tail -1 | sed -E 's/.*loss ([0-9.]+).*/\1/')
 awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a - 0.5) }' || fail "loss did not fall: $first -> $last"
+grep -q 'validation loss' "$work/train.log" || fail "no evaluation line"
+grep -q 'saved checkpoint .*iter_0000020' "$work/train.log" || fail "no final checkpoint"
+grep -q 'tokens/s decode' "$work/train.log" || fail "no sample printed"
+test -s "$run/metrics.jsonl" || fail "no metrics.jsonl"
+ls "$run"/events.out.tfevents.* >/dev/null || fail "no TensorBoard events"
 
-# 2. --print-config shows overrides applied.
-"$foundry" train "$src/configs/bench/dense-small.yaml" model.num_layers=3 --print-config >"$work/cfg.yaml"
-grep -q '^  num_layers: 3$' "$work/cfg.yaml" || fail "override not applied in --print-config"
-grep -q '^  vocab_size: 32768$' "$work/cfg.yaml" || fail "recipe not loaded"
+# 2. A new process resumes from the latest checkpoint and continues to step 30.
+"$foundry" train train.train_iters=30 "${short[@]}" --sample-tokens 0 >"$work/resume.log"
+grep -q 'resumed from .*iter_0000020 at step 20' "$work/resume.log" || fail "did not resume: $(head -5 "$work/resume.log")"
+grep -q '^step  *30/30' "$work/resume.log" || fail "did not reach step 30"
 
-# 3. Bad input: one clear line naming the key, non-zero exit.
-if "$foundry" train model.hiden_size=3 2>"$work/err.txt"; then fail "unknown key accepted"; fi
-grep -q "unknown config key 'model.hiden_size' (did you mean 'model.hidden_size'?)" "$work/err.txt" ||
-  fail "unclear error: $(cat "$work/err.txt")"
-if "$foundry" train "$work/missing.yaml" 2>"$work/err2.txt"; then fail "missing recipe accepted"; fi
-grep -q "missing.yaml" "$work/err2.txt" || fail "missing recipe not named"
+# 3. Generate, eval, info on what the run wrote.
+"$foundry" generate "$run" --prompt "The " --max-new-tokens 12 --seed 3 >"$work/gen.txt"
+grep -q 'new tokens' "$work/gen.txt" || fail "generate: $(cat "$work/gen.txt")"
+"$foundry" eval "$run" --data "$run/data/corpus" --json >"$work/eval.json"
+grep -q '"perplexity"' "$work/eval.json" || fail "eval: $(cat "$work/eval.json")"
+"$foundry" info "$run" | grep -q 'step  *30' || fail "info on the run"
+"$foundry" info "$run/data/corpus" | grep -q 'documents' || fail "info on the dataset"
+"$foundry" info "$run/data/tokenizer" | grep -q '2048 tokens' || fail "info on the tokenizer"
 
-# 4. bench step prints one JSON line with the promised fields.
-"$foundry" bench step "$src/configs/default.yaml" --steps 2 --warmup 1 >"$work/bench.json"
+# 4. preprocess a .jsonl with the run's tokenizer; the dataset loads; plot draws the run.
+printf '{"text": "hello world"}\n{"text": "a second document"}\n' >"$work/docs.jsonl"
+"$foundry" preprocess --input "$work/docs.jsonl" --tokenizer "$run/data/tokenizer" --output-prefix "$work/docs" >/dev/null
+"$foundry" info "$work/docs" | grep -q '2 documents' || fail "preprocessed dataset: $("$foundry" info "$work/docs")"
+"$foundry" plot "$run" --no-png >/dev/null
+grep -q '<svg' "$run/metrics.svg" || fail "plot wrote no SVG"
+
+# 5. Bad input: non-zero exit and one line "foundry: error: ..." naming the culprit.
+expect_error() {  # expect_error PATTERN COMMAND...
+  local pattern="$1"; shift
+  if "$@" >"$work/out.txt" 2>"$work/err.txt"; then fail "accepted: $*"; fi
+  [ "$(wc -l <"$work/err.txt")" -eq 1 ] || fail "not one line for: $* -> $(cat "$work/err.txt")"
+  grep -q "^foundry: error: .*$pattern" "$work/err.txt" || fail "unclear error for: $* -> $(cat "$work/err.txt")"
+}
+expect_error "unknown config key 'model.hiden_size' (did you mean 'model.hidden_size'?)" "$foundry" train model.hiden_size=3
+expect_error "missing.yaml" "$foundry" train "$work/missing.yaml"
+printf 'model:\n  hidden_size: [1, 2\n' >"$work/bad.yaml"
+expect_error "bad.yaml: YAML error" "$foundry" train "$work/bad.yaml"
+cp "$work/docs.idx" "$work/trunc.idx" && cp "$work/docs.bin" "$work/trunc.bin"
+truncate -s 20 "$work/trunc.idx"
+expect_error "trunc.idx" "$foundry" info "$work/trunc"
+cp -r "$run/checkpoints/iter_0000030" "$work/ckpt"
+printf '\xff\xff\xff\xff\xff\xff\x00\x00{' | dd of="$work/ckpt/model.safetensors" conv=notrunc status=none
+expect_error "model.safetensors" "$foundry" generate "$work/ckpt" --prompt "x"
+expect_error "bad.yaml" "$foundry" tokenizer encode --tokenizer "$work/bad.yaml" </dev/null
+expect_error "nonexistent" "$foundry" eval "$run" --data "$work/nonexistent"
+
+# 6. bench step prints one JSON line with the promised fields.
+"$foundry" bench step "$src/configs/bench/dense-small.yaml" model.num_layers=1 train.seq_length=64 --steps 2 --warmup 1 >"$work/bench.json"
 for key in tokens_per_s step_ms mfu peak_gflops; do
   grep -q "\"$key\"" "$work/bench.json" || fail "bench step JSON lacks $key: $(cat "$work/bench.json")"
 done
