@@ -30,6 +30,22 @@ ls "$run"/events.out.tfevents.* >/dev/null || fail "no TensorBoard events"
 grep -q 'resumed from .*iter_0000020 at step 20' "$work/resume.log" || fail "did not resume: $(head -5 "$work/resume.log")"
 grep -q '^step  *30/30' "$work/resume.log" || fail "did not reach step 30"
 
+# 2b. Resume is bit-identical across processes: 6 steps straight equal a resume from the step-3
+#     checkpoint in a new process plus 3 steps (the first process's later checkpoint is removed
+#     and the tracker reset), in the saved parameters and optimizer state.
+mock=(data.mock_data=true model.vocab_size=256 train.train_iters=6 train.log_interval=3 train.eval_interval=0
+      train.lr_warmup_iters=2 --sample-tokens 0)
+"$foundry" train "${mock[@]}" train.output_dir="$work/straight" >/dev/null
+"$foundry" train "${mock[@]}" train.output_dir="$work/halves" train.save_interval=3 >/dev/null
+rm -rf "$work/halves/checkpoints/iter_0000006"
+printf '3' >"$work/halves/checkpoints/latest_checkpointed_iteration.txt"
+"$foundry" train "${mock[@]}" train.output_dir="$work/halves" >"$work/halves.log"
+grep -q 'resumed from .*iter_0000003 at step 3' "$work/halves.log" || fail "halves did not resume at step 3"
+for f in model.safetensors optimizer.safetensors; do
+  cmp -s "$work/straight/checkpoints/iter_0000006/$f" "$work/halves/checkpoints/iter_0000006/$f" ||
+    fail "resumed run differs from the straight run in $f"
+done
+
 # 3. Generate, eval, info on what the run wrote.
 "$foundry" generate "$run" --prompt "The " --max-new-tokens 12 --seed 3 >"$work/gen.txt"
 grep -q 'new tokens' "$work/gen.txt" || fail "generate: $(cat "$work/gen.txt")"
