@@ -84,8 +84,14 @@ TEST_P(RouterParity, MatchesMegatronTranscription) {
     Router::Saved s0;
     h.router.forward(ctx, fx.at(name + "/x_prev"), s0, rc.seq_length);
   }
+  Tensor pad;
+  if (fx.contains(name + "/padding_mask")) {
+    const Tensor& p = fx.at(name + "/padding_mask");
+    pad = Tensor::empty({T}, DType::u8);
+    for (int64_t t = 0; t < T; ++t) pad.ptr<uint8_t>()[t] = static_cast<uint8_t>(p.ptr<int32_t>()[t]);
+  }
   Router::Saved s;
-  Router::Output out = h.router.forward(ctx, x, s, rc.seq_length);
+  Router::Output out = h.router.forward(ctx, x, s, rc.seq_length, pad);
 
   // Routing decisions are exact; values to f32 round-off of the logits.
   const Tensor map_ref = fx.at(name + "/routing_map");
@@ -110,7 +116,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values("softmax_post", "softmax_pre", "softmax_pre_k1", "sigmoid", "sigmoid_k1", "softmax_groups",
                       "sigmoid_groups_bias_scaled", "sigmoid_bias", "softmax_scaled_noloss", "cap_probs",
                       "cap_position", "cap_probs_pad", "cap_position_pad", "seq_aux", "aux_and_seq_aux", "global_aux",
-                      "sqrtsoftplus", "sqrtsoftplus_bias_groups"));
+                      "softmax_padding_mask", "sigmoid_padding_mask", "sqrtsoftplus", "sqrtsoftplus_bias_groups"));
 
 // Routing is piecewise smooth: a perturbation can flip a top-k, group, capacity or aux-map choice.
 // Central differences are compared where both sides keep the routing map and the one-sided slopes
@@ -149,7 +155,7 @@ INSTANTIATE_TEST_SUITE_P(
 }
 
 // Finite differences of sum(probs * w) + scale * (aux + z) through the whole router.
-void fd_check(RouterConfig cfg, int64_t T, int64_t seq_length, uint64_t seed) {
+void fd_check(RouterConfig cfg, int64_t T, int64_t seq_length, uint64_t seed, bool padding = false) {
   cfg.hidden = 7;
   Harness h(cfg);
   h.router.weight.value.copy_from(randn({cfg.num_experts, 7}, seed, 0.5f));
@@ -157,16 +163,21 @@ void fd_check(RouterConfig cfg, int64_t T, int64_t seq_length, uint64_t seed) {
   Context ctx;
   Tensor x = randn({T, 7}, seed + 2), w = randn({T, cfg.num_experts}, seed + 3);
   const float scale = 0.7f;
+  Tensor pad;
+  if (padding) {
+    pad = Tensor::zeros({T}, DType::u8);
+    for (int64_t t = 0; t < T; t += 3) pad.ptr<uint8_t>()[t] = 1;
+  }
   auto eval = [&] {
     Router r2 = h.router;  // same weights; fresh global-aux state
     r2.reset_global_aux();
     Router::Saved s2;
-    Router::Output o = r2.forward(ctx, x, s2, seq_length);
+    Router::Output o = r2.forward(ctx, x, s2, seq_length, pad);
     return std::pair<double, Tensor>(testing::dot(o.probs, w) + scale * (o.aux_loss + o.z_loss), o.routing_map);
   };
   Router::Saved s;
   h.router.reset_global_aux();
-  h.router.forward(ctx, x, s, seq_length);
+  h.router.forward(ctx, x, s, seq_length, pad);
   h.table.zero_grad();
   Tensor dx = h.router.backward(ctx, w, s, scale);
   EXPECT_TRUE(piecewise_fd(eval, x, dx)) << cfg.score_function;
@@ -197,6 +208,37 @@ TEST(Router, FiniteDifferences) {
   cap.capacity_factor = 0.7f;
   cap.pad_to_capacity = true;
   fd_check(cap, 13, 0, 50);
+  RouterConfig padded = base;
+  padded.score_function = "sigmoid";
+  fd_check(padded, 13, 0, 60, /*padding=*/true);
+}
+
+TEST(Router, PaddingTokensAreRoutedButNotCountedForTheBias) {
+  RouterConfig c{.hidden = 6, .num_experts = 5, .topk = 2, .score_function = "sigmoid", .enable_expert_bias = true,
+                 .aux_loss_coeff = {0.1f}, .z_loss_coeff = 0.1f};
+  Harness h(c);
+  Context ctx;
+  Tensor x = randn({10, 6}, 9), pad = Tensor::zeros({10}, DType::u8);
+  for (int64_t t = 6; t < 10; ++t) pad.ptr<uint8_t>()[t] = 1;
+  Router::Saved s;
+  Router::Output o = h.router.forward(ctx, x, s, 0, pad);
+  int64_t routed = 0;
+  for (int64_t e = 0; e < 5; ++e) routed += o.tokens_per_expert.ptr<int64_t>()[e];
+  EXPECT_EQ(routed, 20);  // every token is routed
+  float counted = 0;
+  for (int64_t e = 0; e < 5; ++e) counted += h.router.local_tokens_per_expert.ptr<float>()[e];
+  EXPECT_EQ(counted, 12.f);  // only the 6 valid tokens
+  // The losses equal those of the valid tokens alone.
+  Router::Saved s6;
+  Router r6 = h.router;
+  Router::Output o6 = r6.forward(ctx, x.slice(0, 6), s6);
+  EXPECT_NEAR(o.aux_loss, o6.aux_loss, 1e-12);
+  EXPECT_NEAR(o.z_loss, o6.z_loss, 1e-12);
+  RouterConfig seq = c;
+  seq.load_balancing_type = {"seq_aux_loss"};
+  Harness hs(seq);
+  EXPECT_ERROR_MENTIONS(hs.router.forward(ctx, x, s, 5, pad), "seq_aux_loss", "padding_mask");
+  EXPECT_ERROR_MENTIONS(h.router.forward(ctx, x, s, 0, Tensor::zeros({9}, DType::u8)), "padding_mask");
 }
 
 TEST(Router, NormalisedProbsSumToOneAndScaling) {

@@ -11,6 +11,8 @@ Every case <c> stores:
                  drop_policy(0 probs,1 position), pad_to_capacity, seq_length, aux_grad_scale
   <c>/x (T,H), <c>/weight (E,H), <c>/expert_bias (E), <c>/dprobs (T,E)
   <c>/x_prev (T,H)      only for global_aux_loss: an earlier micro-batch (forward only)
+  <c>/padding_mask (T) i32   only where given: 1 = padding token (excluded from aux_loss and z_loss;
+                 aux_loss's T becomes the number of valid tokens, as get_tokens_per_expert_and_token_count)
   <c>/probs (T,E), <c>/routing_map (T,E) i32, <c>/tokens_per_expert (E) i64,
   <c>/aux_loss, <c>/z_loss (scalars), <c>/dx (T,H), <c>/dweight (E,H)
 The loss differentiated is sum(dprobs * probs) + aux_grad_scale * (aux_loss + z_loss)
@@ -81,7 +83,7 @@ def topk_routing_with_score_function(logits, topk, use_pre_softmax, num_groups, 
     return routing_probs, routing_map
 
 
-def compute_routing_scores_for_aux_loss(logits, topk, score_function):
+def compute_routing_scores_for_aux_loss(logits, topk, score_function, padding_mask=None):
     if score_function == "softmax":
         scores = torch.softmax(logits, dim=-1)
     else:
@@ -89,17 +91,29 @@ def compute_routing_scores_for_aux_loss(logits, topk, score_function):
         scores = scores / (scores.sum(dim=-1, keepdim=True) + 1e-20)
     _, top_indices = torch.topk(scores, k=topk, dim=1)
     routing_map = torch.zeros_like(logits).int().scatter(1, top_indices, 1).bool()
+    if padding_mask is not None:  # True = padding
+        valid_mask = (~padding_mask).unsqueeze(-1)
+        routing_map = routing_map * valid_mask
+        scores = scores * valid_mask
     return routing_map, scores
 
 
-def switch_load_balancing_loss_func(probs, tokens_per_expert, total_num_tokens, topk, num_experts, coeff):
+def switch_load_balancing_loss_func(probs, tokens_per_expert, total_num_tokens, topk, num_experts, coeff,
+                                    padding_mask=None):
+    if padding_mask is not None:  # True = valid here (Megatron passes the inverted mask)
+        probs = probs * padding_mask.unsqueeze(-1)
     aggregated_probs_per_expert = probs.sum(dim=0)
     return torch.sum(aggregated_probs_per_expert * tokens_per_expert) * (
         num_experts * coeff / (topk * total_num_tokens * total_num_tokens))
 
 
-def z_loss_func(logits, z_loss_coeff):
-    return torch.mean(torch.square(torch.logsumexp(logits, dim=-1))) * z_loss_coeff
+def z_loss_func(logits, z_loss_coeff, padding_mask=None):
+    z_loss_values = torch.square(torch.logsumexp(logits, dim=-1))
+    if padding_mask is not None:  # True = padding
+        valid_mask = ~padding_mask
+        z_loss_values = z_loss_values * valid_mask
+        return z_loss_values.sum() / torch.clamp(valid_mask.sum(), min=1.0) * z_loss_coeff
+    return torch.mean(z_loss_values) * z_loss_coeff
 
 
 def get_capacity(num_tokens, num_experts, capacity_factor):
@@ -136,7 +150,7 @@ class GlobalAux:
         self.steps = 0
 
 
-def router_forward(x, weight, c, bias, gstate):
+def router_forward(x, weight, c, bias, gstate, pad=None):
     T = x.shape[0]
     E = weight.shape[0]
     k = c["topk"]
@@ -148,9 +162,13 @@ def router_forward(x, weight, c, bias, gstate):
         probs, rmap = apply_router_token_dropping(probs, rmap, k, c["cf"], c["policy"], c["pad"])
     aux = torch.zeros(())
     if any(v >= 0 for v in (c["lb_aux"], c["lb_seq"], c["lb_global"])):
-        map_aux, s = compute_routing_scores_for_aux_loss(logits, k, c["score"])
+        map_aux, s = compute_routing_scores_for_aux_loss(logits, k, c["score"], pad)
         if c["lb_aux"] >= 0:
-            aux = aux + switch_load_balancing_loss_func(s, map_aux.sum(0).to(s.dtype), T, k, E, c["lb_aux"])
+            # get_tokens_per_expert_and_token_count: with a padding mask T = valid tokens
+            n = map_aux.sum(0).to(s.dtype)
+            total = n.sum() / k if pad is not None else T
+            aux = aux + switch_load_balancing_loss_func(s, n, total, k, E, c["lb_aux"],
+                                                        None if pad is None else ~pad)
         if c["lb_seq"] >= 0:
             S = c["seq_length"]
             B = T // S
@@ -163,13 +181,13 @@ def router_forward(x, weight, c, bias, gstate):
             gstate.tokens = gstate.tokens + map_aux.sum(0).to(s.dtype)
             gstate.steps += 1
             aux = aux + switch_load_balancing_loss_func(s, gstate.tokens / gstate.steps, T, k, E, c["lb_global"])
-    z = z_loss_func(logits, c["z"]) if c["z"] else torch.zeros(())
+    z = z_loss_func(logits, c["z"], pad) if c["z"] else torch.zeros(())
     return probs, rmap, aux, z
 
 
 DEFAULT = dict(T=23, H=11, E=8, topk=2, score="softmax", pre_softmax=False, num_groups=0, group_topk=0,
                scaling=0.0, bias=False, lb_aux=0.01, lb_seq=-1.0, lb_global=-1.0, z=1e-3, cf=0.0,
-               policy="probs", pad=False, seq_length=23, scale=0.5)
+               policy="probs", pad=False, seq_length=23, scale=0.5, padding=False)
 
 CASES = {
     "softmax_post": {},
@@ -189,6 +207,8 @@ CASES = {
     "seq_aux": dict(T=21, seq_length=7, lb_aux=-1.0, lb_seq=0.02, score="sigmoid", topk=3),
     "aux_and_seq_aux": dict(T=20, seq_length=5, lb_seq=0.03),
     "global_aux": dict(lb_aux=-1.0, lb_global=0.05),
+    "softmax_padding_mask": dict(padding=True),
+    "sigmoid_padding_mask": dict(score="sigmoid", topk=3, padding=True, cf=1.0),
     "sqrtsoftplus": dict(score="sqrtsoftplus", topk=3),
     "sqrtsoftplus_bias_groups": dict(score="sqrtsoftplus", E=12, topk=4, num_groups=3, group_topk=2, bias=True,
                                      lb_aux=-1.0, lb_seq=0.01, seq_length=23),
@@ -206,12 +226,13 @@ def main():
         bias = (torch.randn(E, generator=g) * 0.3).float().double() if c["bias"] else torch.zeros(E)
         dprobs = torch.randn(T, E, generator=g).float().double()
         x.requires_grad_()
+        pad = (torch.rand(T, generator=g) < 0.3) if c["padding"] else None
         gstate = GlobalAux(E)
         x_prev = None
         if c["lb_global"] >= 0:
             x_prev = torch.randn(T, H, generator=g).float().double()
             router_forward(x_prev, weight.detach(), c, bias, gstate)
-        probs, rmap, aux, z = router_forward(x, weight, c, bias, gstate)
+        probs, rmap, aux, z = router_forward(x, weight, c, bias, gstate, pad)
         loss = (probs * dprobs).sum() + c["scale"] * (aux + z)
         dx, dw = torch.autograd.grad(loss, [x, weight])
         cfg = torch.tensor([c["topk"], SCORES[c["score"]], float(c["pre_softmax"]), c["num_groups"],
@@ -226,6 +247,8 @@ def main():
         out[f"{name}/dprobs"] = f(dprobs)
         if x_prev is not None:
             out[f"{name}/x_prev"] = f(x_prev)
+        if pad is not None:
+            out[f"{name}/padding_mask"] = pad.to(torch.int32)
         out[f"{name}/probs"] = f(probs)
         out[f"{name}/routing_map"] = rmap.to(torch.int32)
         out[f"{name}/tokens_per_expert"] = rmap.sum(0).to(torch.int64)

@@ -49,13 +49,17 @@ void topk_indices(const double* v, int64_t n, int64_t k, int64_t* out, const uin
   std::copy(order.begin(), order.begin() + k, out);
 }
 
-AuxScores aux_scores(const double* logits, int64_t T, int64_t E, int64_t k, ScoreFunction fn) {
-  AuxScores a{T, E, k, fn, std::vector<double>(static_cast<size_t>(T * E)),
+AuxScores aux_scores(const double* logits, int64_t T, int64_t E, int64_t k, ScoreFunction fn,
+                     const uint8_t* padding) {
+  AuxScores a{T, E, k, 0, fn, std::vector<double>(static_cast<size_t>(T * E)),
               std::vector<uint8_t>(static_cast<size_t>(T * E), 0), std::vector<double>(static_cast<size_t>(E), 0)};
+  if (padding) a.padding.assign(padding, padding + T);
   std::vector<int64_t> idx(static_cast<size_t>(k));
   for (int64_t t = 0; t < T; ++t) {
     const double* z = logits + t * E;
     double* s = a.s.data() + t * E;
+    if (padding && padding[t]) continue;  // row stays zero
+    ++a.valid_tokens;
     if (fn == ScoreFunction::softmax) {
       softmax_row(z, E, s);
     } else {
@@ -80,6 +84,7 @@ void aux_scores_backward(const double* logits, const AuxScores& a, const double*
     const double* s = a.s.data() + t * E;
     const double* g = ds + t * E;
     double* dz = dlogits + t * E;
+    if (!a.padding.empty() && a.padding[static_cast<size_t>(t)]) continue;  // s is 0 there: no gradient
     if (a.fn == ScoreFunction::softmax) {
       double gs = 0;
       for (int64_t e = 0; e < E; ++e) gs += g[e] * s[e];
@@ -115,7 +120,8 @@ double switch_loss(const AuxScores& a, const std::vector<double>& n, double tota
 }  // namespace
 
 double aux_loss(const AuxScores& a, double coeff, double* ds) {
-  return switch_loss(a, a.counts, static_cast<double>(a.tokens), coeff, 0, a.tokens, 1, ds);
+  if (a.valid_tokens == 0) return 0.0;
+  return switch_loss(a, a.counts, static_cast<double>(a.valid_tokens), coeff, 0, a.tokens, 1, ds);
 }
 
 double seq_aux_loss(const AuxScores& a, double coeff, int64_t S, double* ds) {
@@ -139,9 +145,13 @@ double global_aux_loss(const AuxScores& a, double coeff, const std::vector<doubl
   return switch_loss(a, avg_counts, static_cast<double>(a.tokens), coeff, 0, a.tokens, 1, ds);
 }
 
-double z_loss(const double* logits, int64_t T, int64_t E, double coeff, double* dlogits) {
+double z_loss(const double* logits, int64_t T, int64_t E, double coeff, double* dlogits, const uint8_t* padding) {
   double sum = 0;
+  int64_t valid = 0;
+  for (int64_t t = 0; t < T; ++t) valid += !(padding && padding[t]);
+  const double denom = static_cast<double>(std::max<int64_t>(valid, 1));
   for (int64_t t = 0; t < T; ++t) {
+    if (padding && padding[t]) continue;
     const double* z = logits + t * E;
     const double m = *std::max_element(z, z + E);
     double se = 0;
@@ -150,9 +160,9 @@ double z_loss(const double* logits, int64_t T, int64_t E, double coeff, double* 
     sum += lse * lse;
     if (dlogits)
       for (int64_t e = 0; e < E; ++e)
-        dlogits[t * E + e] += coeff * 2.0 * lse * std::exp(z[e] - lse) / static_cast<double>(T);
+        dlogits[t * E + e] += coeff * 2.0 * lse * std::exp(z[e] - lse) / denom;
   }
-  return coeff * sum / static_cast<double>(T);
+  return coeff * sum / denom;
 }
 
 }  // namespace foundry::moe

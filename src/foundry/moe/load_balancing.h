@@ -24,19 +24,23 @@ void topk_indices(const double* v, int64_t n, int64_t k, int64_t* out, const uin
 
 // Scores the aux losses use and their plain top-k map (no groups, bias or capacity):
 // softmax: s = softmax(logits); sigmoid/sqrtsoftplus: s = f(logits) / (sum_e f(logits) + 1e-20).
+// With `padding` (T bytes, 1 = padding token) the padding rows of s and map are zero.
 struct AuxScores {
   int64_t tokens = 0, experts = 0, topk = 0;
+  int64_t valid_tokens = 0;     // tokens that are not padding
   ScoreFunction fn = ScoreFunction::softmax;
   std::vector<double> s;        // (T, E)
   std::vector<uint8_t> map;     // (T, E) plain top-k of s
   std::vector<double> counts;   // (E) map.sum(0)
+  std::vector<uint8_t> padding; // (T) 1 = padding token; empty when none
 };
-AuxScores aux_scores(const double* logits, int64_t tokens, int64_t experts, int64_t topk, ScoreFunction fn);
+AuxScores aux_scores(const double* logits, int64_t tokens, int64_t experts, int64_t topk, ScoreFunction fn,
+                     const uint8_t* padding = nullptr);
 // dlogits += ds (T, E) pulled back through the aux score function.
 void aux_scores_backward(const double* logits, const AuxScores& a, const double* ds, double* dlogits);
 
 // switch_load_balancing_loss_func: coeff * E / (k * T^2) * sum_e (sum_t s[t,e]) * n[e].
-// aux_loss:        n = counts, T = tokens.
+// aux_loss:        n = counts, T = valid tokens (all tokens without padding).
 double aux_loss(const AuxScores& a, double coeff, double* ds);
 // seq_aux_loss: tokens are B sequences of seq_length (batch-major, t = b * S + s); each sequence's
 // loss uses its own counts and T = S; the result is the mean over sequences.
@@ -45,7 +49,9 @@ double seq_aux_loss(const AuxScores& a, double coeff, int64_t seq_length, double
 // (`avg_counts`, the caller accumulates), T = tokens.
 double global_aux_loss(const AuxScores& a, double coeff, const std::vector<double>& avg_counts, double* ds);
 
-// z_loss_func: coeff * mean_t logsumexp_e(logits[t,:])^2; dlogits += its gradient.
-double z_loss(const double* logits, int64_t tokens, int64_t experts, double coeff, double* dlogits);
+// z_loss_func: coeff * mean over valid t of logsumexp_e(logits[t,:])^2 (padding rows excluded,
+// divided by max(valid, 1)); dlogits += its gradient.
+double z_loss(const double* logits, int64_t tokens, int64_t experts, double coeff, double* dlogits,
+              const uint8_t* padding = nullptr);
 
 }  // namespace foundry::moe

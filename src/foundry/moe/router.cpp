@@ -62,13 +62,20 @@ int64_t Router::capacity(int64_t tokens) const {
                                         static_cast<double>(cfg.capacity_factor)));
 }
 
-Router::Output Router::forward(Context& ctx, const Tensor& x, Saved& s, int64_t seq_length) {
+Router::Output Router::forward(Context& ctx, const Tensor& x, Saved& s, int64_t seq_length,
+                               const Tensor& padding_mask) {
   const int64_t E = cfg.num_experts, H = cfg.hidden, k = cfg.topk;
   FOUNDRY_CHECK(x.ndim() == 2 && x.size(1) == H && x.dtype() == DType::f32,
                 "Router: input {} (expected f32 (T, {}))", x.str(), H);
   FOUNDRY_CHECK(weight.defined(), "Router: parameters not registered/allocated");
   const int64_t T = x.size(0);
   const ScoreFunction fn = moe::parse_score_function(cfg.score_function);
+  const uint8_t* pad = nullptr;
+  if (padding_mask.defined()) {
+    check_shape("Router", "padding_mask", padding_mask, {T});
+    check_dtype("Router", "padding_mask", padding_mask, DType::u8);
+    pad = padding_mask.ptr<uint8_t>();
+  }
 
   Tensor logits32 = Tensor::empty({T, E});
   gemm({.a = x, .b = weight.value, .c = logits32, .trans_b = true});
@@ -175,16 +182,20 @@ Router::Output Router::forward(Context& ctx, const Tensor& x, Saved& s, int64_t 
   if (ctx.training) {
     if (cfg.enable_expert_bias) {
       float* c = local_tokens_per_expert.ptr<float>();
-      for (int64_t e = 0; e < E; ++e) c[e] += static_cast<float>(n[e]);
+      for (int64_t t = 0; t < T; ++t)
+        if (!pad || !pad[t])
+          for (int64_t e = 0; e < E; ++e) c[e] += static_cast<float>(mo[t * E + e]);
     }
     bool any_lb = false;
     for (const std::string& t : cfg.load_balancing_type) any_lb |= t != "none";
     if (any_lb) {
-      const moe::AuxScores a = moe::aux_scores(s.logits.data(), T, E, k, fn);
+      const moe::AuxScores a = moe::aux_scores(s.logits.data(), T, E, k, fn, pad);
       std::vector<double> ds(static_cast<size_t>(T * E), 0.0);
       for (size_t i = 0; i < cfg.load_balancing_type.size(); ++i) {
         const std::string& type = cfg.load_balancing_type[i];
         const double coeff = cfg.aux_loss_coeff.size() == 1 ? cfg.aux_loss_coeff[0] : cfg.aux_loss_coeff[i];
+        FOUNDRY_CHECK(!pad || type == "aux_loss" || type == "none",
+                      "Router: {} with a padding_mask is not implemented (only aux_loss)", type);
         if (type == "aux_loss") {
           out.aux_loss += moe::aux_loss(a, coeff, ds.data());
         } else if (type == "seq_aux_loss") {
@@ -202,7 +213,7 @@ Router::Output Router::forward(Context& ctx, const Tensor& x, Saved& s, int64_t 
       moe::aux_scores_backward(s.logits.data(), a, ds.data(), s.dlogits_aux.data());
     }
     if (cfg.z_loss_coeff > 0.f)
-      out.z_loss = moe::z_loss(s.logits.data(), T, E, cfg.z_loss_coeff, s.dlogits_aux.data());
+      out.z_loss = moe::z_loss(s.logits.data(), T, E, cfg.z_loss_coeff, s.dlogits_aux.data(), pad);
   }
   return out;
 }

@@ -12,7 +12,11 @@
 // Token order: (T, H) rows are batch-major, t = b * seq_length + s (seq_aux_loss groups by sequence).
 // Ties: top-k prefers the lower expert index; the "probs" drop policy prefers the earlier token;
 // "position" keeps each expert's earliest routed tokens (then, when padding, the earliest
-// unrouted ones as zero-probability fillers). Padding tokens are not excluded (no padding mask).
+// unrouted ones as zero-probability fillers).
+// Padding tokens (optional padding_mask, (T) u8, 1 = padding, Megatron's convention) are routed like
+// any other but excluded from aux_loss (scores and counts zeroed, T = valid tokens), z_loss (mean
+// over valid tokens) and the expert-bias counts. seq_aux_loss / global_aux_loss with a padding mask
+// are not implemented (rejected).
 #pragma once
 
 #include <string>
@@ -70,7 +74,8 @@ struct Router {
   explicit Router(RouterConfig c);
   void register_params(ParamTable& table, const std::string& name);  // name = "...mlp.router"
 
-  Output forward(Context& ctx, const Tensor& x, Saved& s, int64_t seq_length = 0);
+  // seq_length: tokens per sequence for seq_aux_loss (0: all T tokens are one sequence).
+  Output forward(Context& ctx, const Tensor& x, Saved& s, int64_t seq_length = 0, const Tensor& padding_mask = {});
   // dprobs (T, E) = dL/dprobs; aux_grad_scale multiplies the aux/z-loss gradients.
   // Returns dx (T, H); weight.grad += dlogits^T x.
   Tensor backward(Context& ctx, const Tensor& dprobs, const Saved& s, float aux_grad_scale);
