@@ -1,0 +1,91 @@
+// Megatron-Core's MoE top-k router (megatron/core/transformer/moe/router.py TopKRouter and
+// moe_utils.py topk_routing_with_score_function / group_limited_topk / apply_router_token_dropping),
+// single rank. Formulas: shared/reference/megatron_moe.md §2.1-2.6.
+//
+//   logits = x W^T (f32 GEMM, the rest in f64)
+//   probs, map = top-k routing (score function, pre/post softmax, groups, expert bias, scaling)
+//   capacity: C = ceil(T * k / E * capacity_factor); drop by probs or position; optional padding
+//   losses (training only): load balancing (aux / seq_aux / global_aux, on the plain top-k of the
+//   aux scores: no groups, bias or dropping) and z-loss, returned as values; their gradients enter
+//   backward scaled by aux_grad_scale (MoEAuxLossAutoScaler).
+//
+// Token order: (T, H) rows are batch-major, t = b * seq_length + s (seq_aux_loss groups by sequence).
+// Ties: top-k prefers the lower expert index; the "probs" drop policy prefers the earlier token;
+// "position" keeps each expert's earliest routed tokens (then, when padding, the earliest
+// unrouted ones as zero-probability fillers).
+// Padding tokens (optional padding_mask, (T) u8, 1 = padding, Megatron's convention) are routed like
+// any other but excluded from aux_loss (scores and counts zeroed, T = valid tokens), z_loss (mean
+// over valid tokens) and the expert-bias counts. seq_aux_loss / global_aux_loss with a padding mask
+// are not implemented (rejected).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "foundry/core/context.h"
+#include "foundry/moe/load_balancing.h"
+#include "foundry/nn/param.h"
+
+namespace foundry {
+
+struct RouterConfig {              // Megatron TransformerConfig names
+  int64_t hidden = 0, num_experts = 0, topk = 2;
+  std::string score_function = "softmax";  // softmax | sigmoid | sqrtsoftplus
+  bool pre_softmax = false;                 // moe_router_pre_softmax
+  int64_t num_groups = 0, group_topk = 0;   // moe_router_num_groups / moe_router_group_topk
+  float topk_scaling_factor = 0.f;          // 0: none
+  bool enable_expert_bias = false;
+  float bias_update_rate = 1e-3f;
+  std::vector<std::string> load_balancing_type = {"aux_loss"};  // aux_loss | seq_aux_loss | global_aux_loss | none
+  std::vector<float> aux_loss_coeff = {0.f};  // one per type, or one for all
+  float z_loss_coeff = 0.f;
+  float capacity_factor = 0.f;              // 0: dropless
+  std::string drop_policy = "probs";        // probs | position
+  bool pad_to_capacity = false;
+  Init init = Init::normal(0.02f);
+
+  void validate() const;  // throws naming the offending field
+};
+
+struct Router {
+  RouterConfig cfg;
+  Param weight;        // (E, H) f32 gate
+  Tensor expert_bias;  // (E) f32 buffer (not a parameter), zeros; used for selection only
+  Tensor local_tokens_per_expert;  // (E) f32, accumulated by training forwards for the bias update
+  // global_aux_loss state: token counts summed over this global batch's micro-batches.
+  std::vector<double> global_tokens_per_expert;
+  int64_t global_aux_steps = 0;
+
+  struct Output {
+    Tensor probs;              // (T, E) f32, 0 where not routed or dropped
+    Tensor routing_map;        // (T, E) u8 (1 = routed; with padding, every expert has exactly C)
+    Tensor tokens_per_expert;  // (E) i64 after dropping / padding
+    double aux_loss = 0;       // sum of the load-balancing losses (coefficients included)
+    double z_loss = 0;
+  };
+  struct Saved {
+    Tensor x;                         // (T, H)
+    std::vector<double> logits;       // (T, E)
+    std::vector<int64_t> idx;         // (T, k) selected experts
+    std::vector<uint8_t> kept;        // (T, k) selection survived capacity dropping
+    std::vector<double> dlogits_aux;  // (T, E) gradient of aux_loss + z_loss w.r.t. the logits
+  };
+
+  explicit Router(RouterConfig c);
+  void register_params(ParamTable& table, const std::string& name);  // name = "...mlp.router"
+
+  // seq_length: tokens per sequence for seq_aux_loss (0: all T tokens are one sequence).
+  Output forward(Context& ctx, const Tensor& x, Saved& s, int64_t seq_length = 0, const Tensor& padding_mask = {});
+  // dprobs (T, E) = dL/dprobs; aux_grad_scale multiplies the aux/z-loss gradients.
+  // Returns dx (T, H); weight.grad += dlogits^T x.
+  Tensor backward(Context& ctx, const Tensor& dprobs, const Saved& s, float aux_grad_scale);
+
+  // Once per optimizer step: bias += rate * sign(mean(counts) - counts); counts reset.
+  void update_expert_bias();
+  // Once per global batch (Megatron's reset_model_temporary_tensors): clears the global_aux_loss counts.
+  void reset_global_aux();
+
+  int64_t capacity(int64_t tokens) const;  // ceil(T * k / E * capacity_factor)
+};
+
+}  // namespace foundry
