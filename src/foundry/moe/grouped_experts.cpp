@@ -1,0 +1,57 @@
+#include "foundry/moe/grouped_experts.h"
+
+#include "foundry/ops/activation.h"
+#include "foundry/ops/grouped_gemm.h"
+#include "foundry/ops/moe_rows.h"
+
+namespace foundry {
+
+void GroupedExperts::register_params(ParamTable& table, const std::string& name) {
+  FOUNDRY_CHECK(cfg.hidden > 0 && cfg.ffn > 0 && cfg.num_experts > 0,
+                "GroupedExperts '{}': hidden {}, ffn {} and num_experts {} must be positive", name, cfg.hidden,
+                cfg.ffn, cfg.num_experts);
+  table.add(linear_fc1, {.name = name + ".linear_fc1.weight", .shape = {cfg.num_experts, 2 * cfg.ffn, cfg.hidden},
+                         .init = Init::normal(cfg.init_std), .tp_split_axis = 1, .expert_local = true});
+  table.add(linear_fc2, {.name = name + ".linear_fc2.weight", .shape = {cfg.num_experts, cfg.hidden, cfg.ffn},
+                         .init = Init::normal(cfg.output_init_std), .tp_split_axis = 2, .expert_local = true});
+}
+
+Tensor GroupedExperts::forward(Context& ctx, const Tensor& x, const Tensor& probs, const Tensor& tokens_per_expert,
+                               Saved& s) const {
+  const int64_t N = x.size(0), F = cfg.ffn;
+  s.x = x;
+  s.probs = probs;
+  s.tokens_per_expert = tokens_per_expert;
+  s.h = Tensor::empty({N, 2 * F}, DType::f32, ctx.device);
+  grouped_gemm({.a = x, .b = linear_fc1.value, .c = s.h, .group_sizes = tokens_per_expert, .trans_b = true});
+  s.a = Tensor::empty({N, F}, DType::f32, ctx.device);
+  swiglu_forward({.x = s.h, .y = s.a});
+  s.w = Tensor::empty({N, F}, DType::f32, ctx.device);
+  row_scale_forward({.x = s.a, .s = probs, .y = s.w});
+  Tensor y = Tensor::empty({N, cfg.hidden}, DType::f32, ctx.device);
+  grouped_gemm({.a = s.w, .b = linear_fc2.value, .c = y, .group_sizes = tokens_per_expert, .trans_b = true});
+  return y;
+}
+
+GroupedExperts::Grads GroupedExperts::backward(Context& ctx, const Tensor& dy, const Saved& s) {
+  const int64_t N = dy.size(0), F = cfg.ffn;
+  // fc2: dw = dy W2 (per expert); W2.grad += dy^T w.
+  Tensor dw = Tensor::empty({N, F}, DType::f32, ctx.device);
+  grouped_gemm({.a = dy, .b = linear_fc2.value, .c = dw, .group_sizes = s.tokens_per_expert, .trans_b = false});
+  grouped_gemm({.a = dy, .b = s.w, .c = linear_fc2.grad, .group_sizes = s.tokens_per_expert, .weight_grad = true,
+                .beta = 1.f});
+  // w = p a: dprobs = rowsum(dw * a), da = p dw (in place).
+  Grads g;
+  g.dprobs = Tensor::empty({N}, DType::f32, ctx.device);
+  row_scale_backward({.x = s.a, .s = s.probs, .dy = dw, .dx = dw, .ds = g.dprobs});
+  Tensor dh = Tensor::empty({N, 2 * F}, DType::f32, ctx.device);
+  swiglu_backward({.x = s.h, .dy = dw, .dx = dh});
+  // fc1: dx = dh W1; W1.grad += dh^T x.
+  g.dx = Tensor::empty({N, cfg.hidden}, DType::f32, ctx.device);
+  grouped_gemm({.a = dh, .b = linear_fc1.value, .c = g.dx, .group_sizes = s.tokens_per_expert, .trans_b = false});
+  grouped_gemm({.a = dh, .b = s.x, .c = linear_fc1.grad, .group_sizes = s.tokens_per_expert, .weight_grad = true,
+                .beta = 1.f});
+  return g;
+}
+
+}  // namespace foundry

@@ -1,0 +1,47 @@
+#include "foundry/moe/moe_layer.h"
+
+#include "foundry/ops/elementwise.h"
+#include "foundry/ops/moe_rows.h"
+
+namespace foundry {
+
+MoELayer::MoELayer(Config c)
+    : cfg(c),
+      router(c.router),
+      experts({.hidden = c.router.hidden, .ffn = c.moe_ffn_hidden_size, .num_experts = c.router.num_experts,
+               .init_std = c.init_std, .output_init_std = c.output_init_std}),
+      dispatcher(std::make_unique<LocalTokenDispatcher>()) {
+  if (c.shared_expert_ffn > 0)
+    shared_experts.emplace(MLP::Config{.hidden = c.router.hidden, .ffn = c.shared_expert_ffn,
+                                       .init_std = c.init_std, .output_init_std = c.output_init_std});
+}
+
+void MoELayer::register_params(ParamTable& table, const std::string& name) {
+  router.register_params(table, name + ".router");
+  experts.register_params(table, name + ".experts");
+  if (shared_experts) shared_experts->register_params(table, name + ".shared_experts");
+}
+
+Tensor MoELayer::forward(Context& ctx, const Tensor& x, int64_t seq_length, Saved& s) const {
+  s.routing = router.forward(ctx, x, s.router, seq_length);
+  Dispatched d = dispatcher->dispatch(ctx, x, s.routing.routing_map, s.routing.probs);
+  s.handle = d.handle;
+  const Tensor rows = experts.forward(ctx, d.rows, d.probs, d.handle.tokens_per_expert, s.experts);
+  Tensor y = dispatcher->combine(ctx, rows, s.handle);  // (T, H)
+  if (shared_experts) add_forward({.a = y, .b = shared_experts->forward(ctx, x, s.shared), .out = y});
+  return y;
+}
+
+Tensor MoELayer::backward(Context& ctx, const Tensor& dy, const Saved& s, float aux_grad_scale) {
+  const Tensor d_rows = dispatcher->combine_backward(ctx, dy, s.handle);  // (N, H)
+  const GroupedExperts::Grads g = experts.backward(ctx, d_rows, s.experts);
+  Tensor dx = dispatcher->dispatch_backward(ctx, g.dx, s.handle);  // (T, H)
+  Tensor dprobs = Tensor::empty(s.routing.probs.shape(), DType::f32, ctx.device);  // (T, E)
+  probs_scatter({.drow = g.dprobs, .row_token = s.handle.row_token, .tokens_per_expert = s.handle.tokens_per_expert,
+                 .dprobs = dprobs});
+  add_backward({.dout = router.backward(ctx, dprobs, s.router, aux_grad_scale), .da = dx});
+  if (shared_experts) add_backward({.dout = shared_experts->backward(ctx, dy, s.shared), .da = dx});
+  return dx;
+}
+
+}  // namespace foundry

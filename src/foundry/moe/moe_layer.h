@@ -1,0 +1,52 @@
+// MoELayer (Megatron-Core MoELayer): router -> token dispatcher -> grouped experts -> combine,
+// plus optional shared experts applied to every token:
+//   probs, routing_map = Router(x)
+//   rows, handle       = dispatch(x, routing_map, probs)
+//   y                  = combine(GroupedExperts(rows, row probs), handle) [+ SharedMLP(x)]
+// The router's auxiliary losses (load balancing, z-loss) are reported in the Saved stats and
+// their gradients enter in backward, scaled by aux_grad_scale (Megatron's
+// MoEAuxLossAutoScaler: the main loss scale, e.g. 1 / num_microbatches).
+#pragma once
+
+#include <memory>
+#include <optional>
+
+#include "foundry/moe/grouped_experts.h"
+#include "foundry/moe/router.h"
+#include "foundry/moe/token_dispatcher.h"
+#include "foundry/nn/mlp.h"
+
+namespace foundry {
+
+struct MoELayer {
+  struct Config {
+    RouterConfig router;             // hidden, num_experts, topk, score function, losses, capacity
+    int64_t moe_ffn_hidden_size = 0;
+    int64_t shared_expert_ffn = 0;   // moe_shared_expert_intermediate_size; 0: none
+    float init_std = 0.02f;
+    float output_init_std = 0.02f;
+  };
+  struct Saved {
+    Router::Saved router;
+    Router::Output routing;  // probs, routing map, tokens per expert, aux and z losses
+    DispatchHandle handle;
+    GroupedExperts::Saved experts;
+    MLP::Saved shared;
+  };
+
+  Config cfg;
+  Router router;
+  GroupedExperts experts;
+  std::optional<MLP> shared_experts;
+  std::unique_ptr<TokenDispatcher> dispatcher;
+
+  explicit MoELayer(Config c);
+  void register_params(ParamTable& table, const std::string& name);  // "decoder.layers.3.mlp"
+
+  // x (T, H) -> (T, H); seq_length is S of the (B, S) batch (sequence-level aux loss).
+  Tensor forward(Context& ctx, const Tensor& x, int64_t seq_length, Saved& s) const;
+  // dy (T, H) -> dx (T, H) (written); parameter gradients accumulate.
+  Tensor backward(Context& ctx, const Tensor& dy, const Saved& s, float aux_grad_scale);
+};
+
+}  // namespace foundry
