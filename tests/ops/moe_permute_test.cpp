@@ -1,7 +1,7 @@
 // MoE permute / unpermute: vs the reference (Megatron's stable argsort) on odd/prime shapes
 // with empty experts, unrouted tokens and tokens routed to several experts; a hand-checked
 // order; permute -> unpermute identities; finite differences; padding rows (-1); bit-identical
-// combines across thread counts; bad input.
+// combines across thread counts; padded segments (pad_multiple, capacity); bad input.
 #include "foundry/ops/moe_permute.h"
 
 #include <numeric>
@@ -45,13 +45,15 @@ struct Permuted {
   Tensor permuted, pprobs, row_token, tpe;
 };
 
-Permuted run_permute(const Tensor& map, const Tensor& probs, const Tensor& x, bool reference) {
-  const int64_t N = moe_permute_num_rows(map), E = map.size(1), H = x.size(1);
+Permuted run_permute(const Tensor& map, const Tensor& probs, const Tensor& x, bool reference,
+                     int64_t pad_multiple = 0, int64_t capacity = 0) {
+  const int64_t N = moe_permute_num_rows(map, pad_multiple, capacity), E = map.size(1), H = x.size(1);
   Permuted p{testing::nan_filled({N, H}), probs.defined() ? testing::nan_filled({N}) : Tensor(),
              Tensor::full({N}, -7.f, DType::i32), Tensor::full({E}, -7.f, DType::i64)};
   const MoePermuteArgs args{.routing_map = map, .probs = probs, .x = x, .permuted = p.permuted,
                             .permuted_probs = p.pprobs, .row_token = p.row_token,
-                            .tokens_per_expert = p.tpe};
+                            .tokens_per_expert = p.tpe, .pad_multiple = pad_multiple,
+                            .capacity = capacity};
   if (reference) ref::moe_permute_forward(args);
   else moe_permute_forward(args);
   return p;
@@ -69,17 +71,25 @@ TEST(MoePermute, MatchesReferenceOnOddShapes) {
     for (int64_t E : {1, 3, 8})
       for (int64_t H : {1, 5, 67})
         for (int64_t k : {-1, 1, 2})
-          for (bool with_probs : {false, true}) {
+          for (int pad : {0, 1, 2}) {  // none, pad_multiple 4, capacity (max count + 2)
+            const bool with_probs = pad != 1 || T % 2 == 1;
             if (k > E) continue;
             const int64_t empty = E > 2 ? E / 2 : -1;
             SCOPED_TRACE(::testing::Message() << "T " << T << " E " << E << " H " << H << " k " << k
-                                              << " probs " << with_probs);
+                                              << " probs " << with_probs << " pad " << pad);
             const uint64_t seed = static_cast<uint64_t>(T * 1000 + E * 100 + H * 10 + k + 3);
             const Tensor map = random_map(T, E, k, empty, seed);
+            int64_t max_count = 0;
+            for (int64_t e = 0; e < E; ++e) {
+              int64_t c = 0;
+              for (int64_t t = 0; t < T; ++t) c += map.ptr<uint8_t>()[t * E + e];
+              max_count = std::max(max_count, c);
+            }
+            const int64_t pad_multiple = pad == 1 ? 4 : 0, capacity = pad == 2 ? max_count + 2 : 0;
             const Tensor probs = with_probs ? testing::randu({T, E}, seed + 1, 0.f, 1.f) : Tensor();
             const Tensor x = randn({T, H}, seed + 2);
-            const Permuted got = run_permute(map, probs, x, false);
-            const Permuted want = run_permute(map, probs, x, true);
+            const Permuted got = run_permute(map, probs, x, false, pad_multiple, capacity);
+            const Permuted want = run_permute(map, probs, x, true, pad_multiple, capacity);
             EXPECT_EQ(as_i32(got.row_token), as_i32(want.row_token));
             EXPECT_EQ(as_i64(got.tpe), as_i64(want.tpe));
             EXPECT_TRUE(allclose(got.permuted, want.permuted, 0, 0));
@@ -87,7 +97,7 @@ TEST(MoePermute, MatchesReferenceOnOddShapes) {
               EXPECT_TRUE(allclose(got.pprobs, want.pprobs, 0, 0));
             }
             if (empty >= 0) {
-              EXPECT_EQ(got.tpe.ptr<int64_t>()[empty], 0);
+              EXPECT_EQ(got.tpe.ptr<int64_t>()[empty], capacity);  // 0 unless capacity-padded
             }
 
             const int64_t N = got.permuted.size(0);
@@ -95,7 +105,8 @@ TEST(MoePermute, MatchesReferenceOnOddShapes) {
             Tensor dx = testing::nan_filled({T, H}), dx_ref = testing::nan_filled({T, H});
             Tensor dprobs = testing::nan_filled({T, E}), dprobs_ref = testing::nan_filled({T, E});
             MoePermuteArgs b{.routing_map = map, .row_token = got.row_token, .dpermuted = dperm,
-                             .dx = dx, .dpermuted_probs = dpp, .dprobs = dprobs};
+                             .dx = dx, .dpermuted_probs = dpp, .dprobs = dprobs,
+                             .pad_multiple = pad_multiple, .capacity = capacity};
             moe_permute_backward(b);
             b.dx = dx_ref;
             b.dprobs = dprobs_ref;
@@ -133,6 +144,36 @@ TEST(MoePermute, ExpertMajorStableOrder) {
   EXPECT_EQ(p.pprobs.to_vector(), (std::vector<float>{4, 12, 13, 2, 6, 14, 18}));
   EXPECT_EQ(p.permuted.to_vector(),
             (std::vector<float>{2, 3, 6, 7, 6, 7, 0, 1, 2, 3, 6, 7, 8, 9}));
+}
+
+// Padding rows follow each expert's real rows: zeros, probs 0, row_token -1.
+TEST(MoePermute, PaddedSegments) {
+  const Tensor map = Tensor::from<uint8_t>({5, 4}, std::vector<uint8_t>{0, 0, 1, 0,  1, 0, 1, 0,
+                                                                        0, 0, 0, 0,  1, 1, 1, 0,
+                                                                        0, 0, 1, 0});
+  const Tensor probs = testing::randu({5, 4}, 1, 0.5f, 1.f), x = randn({5, 2}, 2);
+  const Permuted p = run_permute(map, probs, x, false, 3, 0);
+  EXPECT_EQ(as_i32(p.row_token), (std::vector<int32_t>{1, 3, -1, 3, -1, -1, 0, 1, 3, 4, -1, -1}));
+  EXPECT_EQ(as_i64(p.tpe), (std::vector<int64_t>{3, 3, 6, 0}));
+  for (int64_t r : {2, 4, 5, 10, 11}) {
+    EXPECT_EQ(p.pprobs.ptr<float>()[r], 0.f);
+    EXPECT_EQ(p.permuted.ptr<float>()[2 * r], 0.f);
+    EXPECT_EQ(p.permuted.ptr<float>()[2 * r + 1], 0.f);
+  }
+  const Permuted c = run_permute(map, probs, x, false, 0, 5);
+  EXPECT_EQ(as_i64(c.tpe), (std::vector<int64_t>{5, 5, 5, 5}));
+  EXPECT_EQ(as_i32(c.row_token)[10], 0);  // expert 2's first row
+  // Unpermute of the padded rows gives each token back k times, the padding adds nothing.
+  Tensor out = testing::nan_filled({5, 2});
+  moe_unpermute_forward({.y = p.permuted, .row_token = p.row_token, .out = out});
+  const int k[] = {1, 2, 0, 3, 1};
+  for (int t = 0; t < 5; ++t)
+    for (int j = 0; j < 2; ++j)
+      EXPECT_NEAR(out.ptr<float>()[2 * t + j], k[t] * x.ptr<float>()[2 * t + j], 1e-6);
+  EXPECT_ERROR_MENTIONS(moe_permute_num_rows(map, 0, 3), "expert 2 has 4 tokens", "capacity 3");
+  EXPECT_ERROR_MENTIONS(moe_permute_num_rows(map, 4, 8), "pad_multiple 4 and capacity 8",
+                        "exclusive");
+  EXPECT_ERROR_MENTIONS(moe_permute_num_rows(map, -1, 0), "must not be negative");
 }
 
 // Top-1 routing visits every token once: unpermute(permute(x)) = x exactly; with top-k every
@@ -252,7 +293,7 @@ TEST(MoePermute, BadInput) {
   MoePermuteArgs bad = a;
   bad.permuted = Tensor::empty({13, 4});
   bad.row_token = Tensor::empty({13}, DType::i32);
-  EXPECT_ERROR_MENTIONS(moe_permute_forward(bad), "moe_permute_forward", "14 ones", "13 rows");
+  EXPECT_ERROR_MENTIONS(moe_permute_forward(bad), "moe_permute_forward", "needs 14 rows", "13 rows");
   Tensor two = map.clone();
   two.ptr<uint8_t>()[4] = 2;
   bad = a;

@@ -24,17 +24,27 @@ void check_rows(std::string_view op, std::string_view what, const TensorView& t,
                 H, t.shape.str());
 }
 
+void check_padding(std::string_view op, int64_t pad_multiple, int64_t capacity) {
+  FOUNDRY_CHECK(pad_multiple >= 0 && capacity >= 0,
+                "{}: pad_multiple {} and capacity {} must not be negative", op, pad_multiple,
+                capacity);
+  FOUNDRY_CHECK(pad_multiple <= 1 || capacity == 0,
+                "{}: pad_multiple {} and capacity {} are exclusive", op, pad_multiple, capacity);
+}
+
 }  // namespace
 
-int64_t moe_permute_num_rows(const TensorView& routing_map) {
+int64_t moe_permute_num_rows(const TensorView& routing_map, int64_t pad_multiple, int64_t capacity) {
   check_map("moe_permute_num_rows", routing_map);
+  check_padding("moe_permute_num_rows", pad_multiple, capacity);
   check_cpu("moe_permute_num_rows", {routing_map});
-  return cpu::moe_permute_num_rows(routing_map);
+  return cpu::moe_permute_num_rows(routing_map, pad_multiple, capacity);
 }
 
 void moe_permute_forward(const MoePermuteArgs& a) {
   constexpr std::string_view op = "moe_permute_forward";
   check_map(op, a.routing_map);
+  check_padding(op, a.pad_multiple, a.capacity);
   const int64_t T = a.routing_map.size(0), E = a.routing_map.size(1);
   check_tensor(op, "x", a.x, DType::f32);
   FOUNDRY_CHECK(a.x.ndim() == 2 && a.x.size(0) == T,
@@ -60,6 +70,7 @@ void moe_permute_forward(const MoePermuteArgs& a) {
 void moe_permute_backward(const MoePermuteArgs& a) {
   constexpr std::string_view op = "moe_permute_backward";
   check_map(op, a.routing_map);
+  check_padding(op, a.pad_multiple, a.capacity);
   const int64_t T = a.routing_map.size(0), E = a.routing_map.size(1);
   check_tensor(op, "dpermuted", a.dpermuted, DType::f32);
   FOUNDRY_CHECK(a.dpermuted.ndim() == 2, "{}: dpermuted must be 2-D (N, H), got shape {}", op,

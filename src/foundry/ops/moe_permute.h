@@ -6,6 +6,12 @@
 //   permuted[r]       = x[row_token[r]]
 //   permuted_probs[r] = probs[row_token[r], expert(r)]
 //   tokens_per_expert = routing_map.sum(0)  (the grouped GEMM's group sizes)
+// Padding (optional; Megatron's fused permute+pad / capacity padding): with pad_multiple = m > 1
+// each expert's segment is rounded up to a multiple of m rows; with capacity = C > 0 every
+// segment is exactly C rows (an expert with more than C tokens is an error: the router drops
+// tokens first). Padding rows follow the expert's real rows: zeros, permuted_probs 0,
+// row_token -1; tokens_per_expert then holds the padded segment sizes. Backward and unpermute
+// skip padding rows.
 // permute backward: dx[t] = sum of dpermuted[r] over the rows r of token t (written, =), added
 // in row (= expert) order, so the result does not depend on the thread count; with
 // dpermuted_probs given, dprobs[t, e] = dpermuted_probs[row of (t, e)] and 0 where map is 0.
@@ -33,6 +39,8 @@ struct MoePermuteArgs {
   TensorView dx;                 // (T, H) f32 written: sum of the gradients of a token's copies
   TensorView dpermuted_probs;    // (N) f32, optional
   TensorView dprobs;             // (T, E) f32 written when dpermuted_probs is given
+  int64_t pad_multiple = 0;      // 0 or 1: no padding
+  int64_t capacity = 0;          // 0: no capacity padding (not both with pad_multiple > 1)
 };
 
 // Forward reads routing_map, probs, x; writes permuted, permuted_probs, row_token,
@@ -41,8 +49,10 @@ void moe_permute_forward(const MoePermuteArgs& args);
 // Backward reads routing_map, row_token, dpermuted (and dpermuted_probs); writes dx (and dprobs).
 void moe_permute_backward(const MoePermuteArgs& args);
 
-// The number of ones in a (T, E) u8 routing map: the N to allocate permute's outputs with.
-int64_t moe_permute_num_rows(const TensorView& routing_map);
+// The N to allocate permute's outputs with: the number of ones in a (T, E) u8 routing map, or
+// with padding the sum of the padded segment sizes.
+int64_t moe_permute_num_rows(const TensorView& routing_map, int64_t pad_multiple = 0,
+                             int64_t capacity = 0);
 
 struct MoeUnpermuteArgs {
   TensorView y;          // (N, H) f32

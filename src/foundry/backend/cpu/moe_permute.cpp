@@ -29,9 +29,25 @@ std::vector<int64_t> expert_counts(std::string_view op, const TensorView& map) {
   return counts;
 }
 
-std::vector<int64_t> offsets_of(const std::vector<int64_t>& counts) {
-  std::vector<int64_t> off(counts.size() + 1, 0);
-  for (size_t e = 0; e < counts.size(); ++e) off[e + 1] = off[e] + counts[e];
+// Rows of each expert's segment: its token count, padded.
+std::vector<int64_t> segment_sizes(std::string_view op, const std::vector<int64_t>& counts,
+                                   int64_t pad_multiple, int64_t capacity) {
+  std::vector<int64_t> seg(counts);
+  for (size_t e = 0; e < counts.size(); ++e) {
+    if (capacity > 0) {
+      FOUNDRY_CHECK(counts[e] <= capacity, "{}: expert {} has {} tokens, more than capacity {}", op,
+                    e, counts[e], capacity);
+      seg[e] = capacity;
+    } else if (pad_multiple > 1) {
+      seg[e] = (counts[e] + pad_multiple - 1) / pad_multiple * pad_multiple;
+    }
+  }
+  return seg;
+}
+
+std::vector<int64_t> offsets_of(const std::vector<int64_t>& seg) {
+  std::vector<int64_t> off(seg.size() + 1, 0);
+  for (size_t e = 0; e < seg.size(); ++e) off[e + 1] = off[e] + seg[e];
   return off;
 }
 
@@ -87,9 +103,10 @@ void gather(std::string_view op, const float* src, const int32_t* row_token, int
 
 }  // namespace
 
-int64_t moe_permute_num_rows(const TensorView& routing_map) {
+int64_t moe_permute_num_rows(const TensorView& routing_map, int64_t pad_multiple, int64_t capacity) {
+  constexpr std::string_view op = "moe_permute_num_rows";
   int64_t n = 0;
-  for (int64_t c : expert_counts("moe_permute_num_rows", routing_map)) n += c;
+  for (int64_t c : segment_sizes(op, expert_counts(op, routing_map), pad_multiple, capacity)) n += c;
   return n;
 }
 
@@ -98,10 +115,12 @@ void moe_permute_forward(const MoePermuteArgs& a) {
   const int64_t T = a.routing_map.size(0), E = a.routing_map.size(1), H = a.x.size(1);
   const int64_t N = a.permuted.size(0);
   const std::vector<int64_t> counts = expert_counts(op, a.routing_map);
-  const std::vector<int64_t> off = offsets_of(counts);
+  const std::vector<int64_t> seg = segment_sizes(op, counts, a.pad_multiple, a.capacity);
+  const std::vector<int64_t> off = offsets_of(seg);
   FOUNDRY_CHECK(off[E] == N,
-                "{}: routing_map {} has {} ones but permuted {} has {} rows", op,
-                a.routing_map.shape.str(), off[E], a.permuted.shape.str(), N);
+                "{}: routing_map {} needs {} rows (padding: multiple {}, capacity {}) but "
+                "permuted {} has {} rows", op, a.routing_map.shape.str(), off[E], a.pad_multiple,
+                a.capacity, a.permuted.shape.str(), N);
   const uint8_t* m = a.routing_map.ptr<uint8_t>();
   int32_t* row_token = a.row_token.ptr<int32_t>();
   int64_t* tpe = a.tokens_per_expert.ptr<int64_t>();
@@ -116,13 +135,19 @@ void moe_permute_forward(const MoePermuteArgs& a) {
         if (probs) pprobs[r] = probs[t * E + e];
         ++r;
       }
-    tpe[e] = counts[static_cast<size_t>(e)];
+    for (; r < off[e + 1]; ++r) {  // padding rows
+      row_token[r] = -1;
+      if (probs) pprobs[r] = 0.f;
+    }
+    tpe[e] = seg[static_cast<size_t>(e)];
   }
   const float* x = a.x.ptr<float>();
   float* out = a.permuted.ptr<float>();
 #pragma omp parallel for schedule(static) if (N * H >= kParallelMin)
-  for (int64_t r = 0; r < N; ++r)
-    std::memcpy(out + r * H, x + int64_t{row_token[r]} * H, static_cast<size_t>(H) * sizeof(float));
+  for (int64_t r = 0; r < N; ++r) {
+    if (row_token[r] < 0) std::fill(out + r * H, out + (r + 1) * H, 0.f);
+    else std::memcpy(out + r * H, x + int64_t{row_token[r]} * H, static_cast<size_t>(H) * sizeof(float));
+  }
 }
 
 void moe_permute_backward(const MoePermuteArgs& a) {
@@ -130,9 +155,12 @@ void moe_permute_backward(const MoePermuteArgs& a) {
   const int64_t T = a.routing_map.size(0), E = a.routing_map.size(1);
   const int64_t N = a.dpermuted.size(0), H = a.dpermuted.size(1);
   const std::vector<int64_t> counts = expert_counts(op, a.routing_map);
-  const std::vector<int64_t> off = offsets_of(counts);
-  FOUNDRY_CHECK(off[E] == N, "{}: routing_map {} has {} ones but dpermuted {} has {} rows", op,
-                a.routing_map.shape.str(), off[E], a.dpermuted.shape.str(), N);
+  const std::vector<int64_t> off =
+      offsets_of(segment_sizes(op, counts, a.pad_multiple, a.capacity));
+  FOUNDRY_CHECK(off[E] == N,
+                "{}: routing_map {} needs {} rows (padding: multiple {}, capacity {}) but "
+                "dpermuted {} has {} rows", op, a.routing_map.shape.str(), off[E], a.pad_multiple,
+                a.capacity, a.dpermuted.shape.str(), N);
   const int32_t* row_token = a.row_token.ptr<int32_t>();
   combine(op, a.dpermuted.ptr<float>(), row_token, N, T, H, a.dx.ptr<float>());
   if (!a.dpermuted_probs.defined()) return;
@@ -140,7 +168,7 @@ void moe_permute_backward(const MoePermuteArgs& a) {
   float* dprobs = a.dprobs.ptr<float>();
   std::fill(dprobs, dprobs + T * E, 0.f);
   for (int64_t e = 0; e < E; ++e)
-    for (int64_t r = off[e]; r < off[e + 1]; ++r) {
+    for (int64_t r = off[e]; r < off[e] + counts[static_cast<size_t>(e)]; ++r) {
       const int32_t t = row_token[r];
       FOUNDRY_CHECK(t >= 0 && t < T, "{}: row_token[{}] = {} is out of range [0, {})", op, r, t, T);
       dprobs[int64_t{t} * E + e] = dpp[r];

@@ -32,18 +32,37 @@ void scatter_sum(const float* src, const int32_t* row_token, int64_t N, int64_t 
 
 }  // namespace
 
+// The permuted rows as (expert, token) with token -1 for padding rows: the stably sorted pairs
+// of each expert followed by its padding.
+std::vector<std::pair<int64_t, int64_t>> padded_rows(const MoePermuteArgs& a) {
+  const int64_t E = a.routing_map.size(1);
+  const auto pairs = routed_pairs(a.routing_map);
+  std::vector<std::pair<int64_t, int64_t>> rows;
+  size_t i = 0;
+  for (int64_t e = 0; e < E; ++e) {
+    int64_t n = 0;
+    for (; i < pairs.size() && pairs[i].first == e; ++i, ++n) rows.push_back(pairs[i]);
+    int64_t seg = n;
+    if (a.capacity > 0) seg = a.capacity;
+    else if (a.pad_multiple > 1) seg = (n + a.pad_multiple - 1) / a.pad_multiple * a.pad_multiple;
+    for (; n < seg; ++n) rows.emplace_back(e, -1);
+  }
+  return rows;
+}
+
 void moe_permute_forward(const MoePermuteArgs& a) {
   const int64_t E = a.routing_map.size(1), H = a.x.size(1);
-  const auto pairs = routed_pairs(a.routing_map);
+  const auto rows = padded_rows(a);
   int64_t* tpe = a.tokens_per_expert.ptr<int64_t>();
   std::fill(tpe, tpe + E, 0);
-  for (size_t r = 0; r < pairs.size(); ++r) {
-    const auto [e, t] = pairs[r];
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const auto [e, t] = rows[r];
     ++tpe[e];
     a.row_token.ptr<int32_t>()[r] = static_cast<int32_t>(t);
     for (int64_t j = 0; j < H; ++j)
-      a.permuted.ptr<float>()[static_cast<int64_t>(r) * H + j] = a.x.ptr<float>()[t * H + j];
-    if (a.probs.defined()) a.permuted_probs.ptr<float>()[r] = a.probs.ptr<float>()[t * E + e];
+      a.permuted.ptr<float>()[static_cast<int64_t>(r) * H + j] = t < 0 ? 0.f : a.x.ptr<float>()[t * H + j];
+    if (a.probs.defined())
+      a.permuted_probs.ptr<float>()[r] = t < 0 ? 0.f : a.probs.ptr<float>()[t * E + e];
   }
 }
 
@@ -54,9 +73,10 @@ void moe_permute_backward(const MoePermuteArgs& a) {
   if (!a.dpermuted_probs.defined()) return;
   float* dprobs = a.dprobs.ptr<float>();
   std::fill(dprobs, dprobs + T * E, 0.f);
-  const auto pairs = routed_pairs(a.routing_map);
-  for (size_t r = 0; r < pairs.size(); ++r)
-    dprobs[pairs[r].second * E + pairs[r].first] = a.dpermuted_probs.ptr<float>()[r];
+  const auto rows = padded_rows(a);
+  for (size_t r = 0; r < rows.size(); ++r)
+    if (rows[r].second >= 0)
+      dprobs[rows[r].second * E + rows[r].first] = a.dpermuted_probs.ptr<float>()[r];
 }
 
 void moe_unpermute_forward(const MoeUnpermuteArgs& a) {
