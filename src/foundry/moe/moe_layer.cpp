@@ -22,7 +22,7 @@ void MoELayer::register_params(ParamTable& table, const std::string& name) {
   if (shared_experts) shared_experts->register_params(table, name + ".shared_experts");
 }
 
-Tensor MoELayer::forward(Context& ctx, const Tensor& x, int64_t seq_length, Saved& s) const {
+Tensor MoELayer::forward(Context& ctx, const Tensor& x, int64_t seq_length, Saved& s) {
   s.routing = router.forward(ctx, x, s.router, seq_length);
   Dispatched d = dispatcher->dispatch(ctx, x, s.routing.routing_map, s.routing.probs);
   s.handle = d.handle;

@@ -44,7 +44,7 @@ struct MoELayer {
   void register_params(ParamTable& table, const std::string& name);  // "decoder.layers.3.mlp"
 
   // x (T, H) -> (T, H); seq_length is S of the (B, S) batch (sequence-level aux loss).
-  Tensor forward(Context& ctx, const Tensor& x, int64_t seq_length, Saved& s) const;
+  Tensor forward(Context& ctx, const Tensor& x, int64_t seq_length, Saved& s);  // router counts update
   // dy (T, H) -> dx (T, H) (written); parameter gradients accumulate.
   Tensor backward(Context& ctx, const Tensor& dy, const Saved& s, float aux_grad_scale);
 };
