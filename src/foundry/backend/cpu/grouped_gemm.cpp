@@ -1,6 +1,7 @@
 // CPU grouped GEMM: the groups are cut into work items that one OpenMP loop spreads over the
 // threads (dynamic schedule, largest items first); each item is one single-threaded oneDNN
-// matmul through cpu::gemm (primitive cached by shape, views into a, b and c: no copies).
+// matmul (primitive cached by shape; pointers into a, b and c: no copies). Calls under
+// kParallelFlops run the items one after another through cpu::gemm instead.
 //
 // Why not one multi-threaded matmul per group: every oneDNN call ends in a barrier, and a
 // group of a few hundred rows is too small to keep all threads busy in between, so on a
