@@ -126,6 +126,33 @@ TEST(MoePermute, MatchesReferenceOnOddShapes) {
           }
 }
 
+// Large enough for every parallel loop (per-expert fill, row copies, combine, gather).
+TEST(MoePermute, MatchesReferenceOnParallelSizes) {
+  const int64_t T = 4099, E = 8, H = 9;
+  const Tensor map = random_map(T, E, 2, 5, 11), probs = testing::randu({T, E}, 12, 0.f, 1.f);
+  const Tensor x = randn({T, H}, 13);
+  for (int64_t pad : {0, 16}) {
+    const Permuted got = run_permute(map, probs, x, false, pad, 0);
+    const Permuted want = run_permute(map, probs, x, true, pad, 0);
+    EXPECT_EQ(as_i32(got.row_token), as_i32(want.row_token));
+    EXPECT_EQ(as_i64(got.tpe), as_i64(want.tpe));
+    EXPECT_TRUE(allclose(got.permuted, want.permuted, 0, 0));
+    EXPECT_TRUE(allclose(got.pprobs, want.pprobs, 0, 0));
+    const int64_t N = got.permuted.size(0);
+    const Tensor dperm = randn({N, H}, 14);
+    Tensor dx = testing::nan_filled({T, H}), dx_ref = testing::nan_filled({T, H});
+    moe_permute_backward({.routing_map = map, .row_token = got.row_token, .dpermuted = dperm,
+                          .dx = dx, .pad_multiple = pad});
+    ref::moe_permute_backward({.routing_map = map, .row_token = got.row_token, .dpermuted = dperm,
+                               .dx = dx_ref, .pad_multiple = pad});
+    EXPECT_TRUE(allclose(dx, dx_ref, 1e-6, 1e-6));
+    Tensor dy = testing::nan_filled({N, H}), dy_ref = testing::nan_filled({N, H});
+    moe_unpermute_backward({.row_token = got.row_token, .dout = x, .dy = dy});
+    ref::moe_unpermute_backward({.row_token = got.row_token, .dout = x, .dy = dy_ref});
+    EXPECT_TRUE(allclose(dy, dy_ref, 0, 0));
+  }
+}
+
 // Hand-checked: rows sorted by expert, tokens in order within an expert.
 TEST(MoePermute, ExpertMajorStableOrder) {
   // token:  0: e2      1: e0,e2   2: none   3: e0,e1,e2   4: e2 (expert 3 empty)

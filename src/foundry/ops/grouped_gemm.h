@@ -16,8 +16,9 @@
 //   a = dy (N, out), b = x (N, in), c (E, out, in). A group with n_g = 0 gets c_g = beta c_g
 //   (zeros for beta = 0).
 // dtypes: a and b f32 or bf16 (the same), c f32 (bf16 accumulates in f32). c must not overlap
-// a or b. CPU: one oneDNN matmul per non-empty group (backend/cpu/gemm.h, primitives cached by
-// shape), each multi-threaded.
+// a or b. CPU: groups cut into row (or output-row) blocks, one OpenMP loop over the blocks,
+// each a single-threaded oneDNN matmul (primitives cached by shape); see
+// backend/cpu/grouped_gemm.cpp.
 #pragma once
 
 #include "foundry/core/tensor.h"

@@ -1,5 +1,5 @@
-// CPU grouped GEMM (contract in ops/grouped_gemm.h): one cpu::gemm (oneDNN matmul, cached
-// primitive) per group.
+// CPU grouped GEMM (contract in ops/grouped_gemm.h): one OpenMP loop over (group, block) work
+// items, each a single-threaded oneDNN matmul.
 #pragma once
 
 #include "foundry/ops/grouped_gemm.h"
