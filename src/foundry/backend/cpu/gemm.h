@@ -10,6 +10,11 @@
 // GEMMs would be dominated by set-up. One engine and one stream serve the whole process; oneDNN
 // runs multi-threaded with OpenMP (Debian's libdnnl uses the OpenMP runtime) using
 // foundry::num_threads() threads.
+//
+// Not for concurrent callers: Debian's oneDNN is built with one scratchpad per primitive, so two
+// threads running the same cached primitive at once corrupt each other's results. Code that
+// needs GEMMs inside its own parallel loop builds private single-threaded primitives (see
+// backend/cpu/grouped_gemm.cpp) or uses its own kernels (attention).
 #pragma once
 
 #include <cstdint>
