@@ -2,6 +2,8 @@
 // directories, cached loads, and random UTF-8.
 #pragma once
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <cctype>
@@ -67,10 +69,13 @@ inline std::string read_text(const std::string& path) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-// GPT-2's encoder.json + vocab.bpe copied into a directory under their canonical names.
+// GPT-2's encoder.json + vocab.bpe copied into a directory under their canonical names. One
+// directory per process: ctest runs tests of this program concurrently, and a copy being
+// rewritten by one process must never be read by another.
 inline std::string gpt2_files_dir() {
   static const std::string dir = [] {
-    const auto d = std::filesystem::path(::testing::TempDir()) / "foundry_tok" / "gpt2_files";
+    const auto d = std::filesystem::path(::testing::TempDir()) / "foundry_tok" /
+                   ("gpt2_files." + std::to_string(::getpid()));
     std::filesystem::create_directories(d);
     std::filesystem::copy_file(tokenizer_data("gpt2-encoder.json"), d / "encoder.json",
                                std::filesystem::copy_options::overwrite_existing);
