@@ -55,6 +55,7 @@ Router::Router(RouterConfig c) : cfg(std::move(c)) {
 
 void Router::register_params(ParamTable& table, const std::string& name) {
   table.add(weight, {.name = name + ".weight", .shape = {cfg.num_experts, cfg.hidden}, .init = cfg.init});
+  if (cfg.enable_expert_bias) table.add_buffer(name + ".expert_bias", expert_bias);  // saved in checkpoints
 }
 
 int64_t Router::capacity(int64_t tokens) const {
