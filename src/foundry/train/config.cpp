@@ -189,6 +189,7 @@ const std::map<std::string, std::map<std::string, Field>>& fields() {
                                                           "model.moe_router_load_balancing_type");
     m["moe_aux_loss_coeff"] = number_list_field(&GPTConfig::moe_aux_loss_coeff, "model.moe_aux_loss_coeff");
     mk("moe_z_loss_coeff", &GPTConfig::moe_z_loss_coeff, "number");
+    mk("moe_input_jitter_eps", &GPTConfig::moe_input_jitter_eps, "number");
     mk("moe_expert_capacity_factor", &GPTConfig::moe_expert_capacity_factor, "number");
     mk("moe_token_drop_policy", &GPTConfig::moe_token_drop_policy, "string");
     mk("moe_pad_expert_input_to_capacity", &GPTConfig::moe_pad_expert_input_to_capacity, "boolean");

@@ -61,7 +61,8 @@ RouterConfig moe_router_config(const GPTConfig& c) {
           .enable_expert_bias = c.moe_router_enable_expert_bias,
           .bias_update_rate = c.moe_router_bias_update_rate,
           .load_balancing_type = c.moe_router_load_balancing_type, .aux_loss_coeff = c.moe_aux_loss_coeff,
-          .z_loss_coeff = c.moe_z_loss_coeff, .capacity_factor = c.moe_expert_capacity_factor,
+          .z_loss_coeff = c.moe_z_loss_coeff, .input_jitter_eps = c.moe_input_jitter_eps,
+          .capacity_factor = c.moe_expert_capacity_factor,
           .drop_policy = c.moe_token_drop_policy, .pad_to_capacity = c.moe_pad_expert_input_to_capacity,
           .init = Init::normal(c.init_method_std)};
 }

@@ -49,6 +49,7 @@ struct GPTConfig {
   std::vector<std::string> moe_router_load_balancing_type = {"aux_loss"};
   std::vector<float> moe_aux_loss_coeff = {0.f};
   float moe_z_loss_coeff = 0.f;
+  float moe_input_jitter_eps = 0.f;         // 0: none (training forwards only)
   float moe_expert_capacity_factor = 0.f;   // 0: dropless
   std::string moe_token_drop_policy = "probs";
   bool moe_pad_expert_input_to_capacity = false;
