@@ -1,5 +1,6 @@
 #include "foundry/train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
@@ -7,6 +8,7 @@
 #include "foundry/core/threads.h"
 #include "foundry/ops/gemm.h"
 #include "foundry/train/metrics_log.h"
+#include "foundry/train/moe_metrics.h"
 #include "foundry/train/progress.h"
 #include "foundry/train/tensorboard.h"
 
@@ -34,6 +36,7 @@ struct Trainer::Logging {
   int64_t interval_steps = 0;
   int64_t interval_tokens = 0;
   double interval_loss = 0;
+  MoEIntervalStats interval_moe;  // MoE models: routing statistics of the interval's applied steps
   double peak_gflops = 0;
   double flops_per_token = 0;
 
@@ -139,6 +142,7 @@ void Trainer::train(int64_t until) {
     } else {
       L.interval_loss += st.loss;
       ++L.interval_steps;
+      L.interval_moe.add_step(st.moe);
     }
     step_losses_.push_back(st.loss);
     L.interval_tokens += st.tokens;
@@ -167,27 +171,44 @@ void Trainer::log_interval_line(const StepStats& st, float lr) {
   const double loss = L.interval_steps > 0 ? L.interval_loss / static_cast<double>(L.interval_steps) : st.loss;
   L.eta.update(step_, elapsed);
   const auto eta = L.eta.eta_seconds();
-  say(fmt::format("step {:6d}/{} | loss {:.4f} | grad norm {:.3f} | lr {:.3e} | {:.0f} tok/s | MFU {:.1f}% | "
+  say(fmt::format("step {:6d}/{} | loss {:.4f} | grad norm {:.3f} | lr {:.3e} | {:.0f} tok/s | MFU {:.1f}%{} | "
                   "elapsed {} | ETA {}",
                   step_, cfg_.train.train_iters, loss, st.grad_norm, lr, tokens_per_s, 100 * mfu,
-                  format_duration(elapsed), eta ? format_duration(*eta) : std::string("-")));
-  L.metrics.append(MetricsRecord{.step = step_}
-                       .set("loss", loss)
-                       .set("grad_norm", st.grad_norm)
-                       .set("lr", lr)
-                       .set("tokens_per_s", tokens_per_s)
-                       .set("mfu", mfu)
-                       .set("elapsed_s", elapsed));
+                  L.interval_moe.log_suffix(), format_duration(elapsed), eta ? format_duration(*eta) : std::string("-")));
+  MetricsRecord record{.step = step_};
+  record.set("loss", loss)
+      .set("grad_norm", st.grad_norm)
+      .set("lr", lr)
+      .set("tokens_per_s", tokens_per_s)
+      .set("mfu", mfu)
+      .set("elapsed_s", elapsed);
+  L.interval_moe.write(record);
+  L.metrics.append(record);
   L.tensorboard.add_scalar("loss/train", loss, step_);
   L.tensorboard.add_scalar("grad_norm", st.grad_norm, step_);
   L.tensorboard.add_scalar("learning_rate", lr, step_);
   L.tensorboard.add_scalar("throughput/tokens_per_s", tokens_per_s, step_);
   L.tensorboard.add_scalar("throughput/mfu", mfu, step_);
+  if (!L.interval_moe.empty()) {
+    const MoEIntervalStats& m = L.interval_moe;
+    L.tensorboard.add_scalar("moe/aux_loss", m.aux_loss(), step_);
+    L.tensorboard.add_scalar("moe/z_loss", m.z_loss(), step_);
+    L.tensorboard.add_scalar("moe/max_load", m.max_load(), step_);
+    L.tensorboard.add_scalar("moe/dropped_frac", m.dropped_frac(), step_);
+    for (size_t i = 0; i < m.layers().size(); ++i) {
+      const std::vector<double> load = m.load(i);
+      L.tensorboard.add_scalar(fmt::format("moe/layer_{}/max_load", m.layers()[i].layer),
+                               *std::max_element(load.begin(), load.end()), step_);
+      L.tensorboard.add_scalar(fmt::format("moe/layer_{}/aux_loss", m.layers()[i].layer),
+                               m.layers()[i].aux_loss / static_cast<double>(L.interval_steps), step_);
+    }
+  }
   L.tensorboard.flush();
   L.interval_start = now;
   L.interval_tokens = 0;
   L.interval_loss = 0;
   L.interval_steps = 0;
+  L.interval_moe.reset();
 }
 
 }  // namespace foundry
