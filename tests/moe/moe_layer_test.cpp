@@ -9,11 +9,12 @@ namespace {
 
 using testing::randn;
 
-MoELayer::Config config(int64_t shared_ffn) {
+MoELayer::Config config(int64_t shared_ffn, bool gate = false) {
   return {.router = {.hidden = 16, .num_experts = 5, .topk = 2, .load_balancing_type = {"aux_loss"},
                      .aux_loss_coeff = {1e-2f}, .z_loss_coeff = 1e-3f},
           .moe_ffn_hidden_size = 12,
           .shared_expert_ffn = shared_ffn,
+          .shared_expert_gate = gate,
           .init_std = 0.3f,
           .output_init_std = 0.3f};
 }
@@ -21,7 +22,7 @@ MoELayer::Config config(int64_t shared_ffn) {
 struct Layer {
   MoELayer moe;
   ParamTable table;
-  explicit Layer(int64_t shared_ffn) : moe(config(shared_ffn)) {
+  explicit Layer(int64_t shared_ffn, bool gate = false) : moe(config(shared_ffn, gate)) {
     moe.register_params(table, "mlp");
     table.allocate(3);
   }
@@ -71,10 +72,43 @@ TEST(MoELayer, ForwardEqualsTheTokenByTokenSum) {
   EXPECT_EQ(routed, 11 * 2);
 }
 
-class MoELayerGradients : public ::testing::TestWithParam<int64_t> {};
+// The gated shared expert adds sigmoid(x g^T) * SharedMLP(x) to the routed output.
+TEST(MoELayer, GatedSharedExpertScalesTheSharedMLPPerToken) {
+  Layer l(8, true);
+  ASSERT_NO_THROW(l.table.at("mlp.shared_experts.gate_weight"));
+  Context ctx;
+  Tensor x = randn({7, 16}, 6);
+  MoELayer::Saved s;
+  const Tensor y = l.moe.forward(ctx, x, 7, s);
+  const Tensor routed = naive_output(l.moe, x, s.routing);
+  MLP::Saved ms;
+  const Tensor shared = l.moe.shared_experts->mlp.forward(ctx, x, ms);
+  const float* g = l.table.at("mlp.shared_experts.gate_weight").value.ptr<float>();
+  Tensor expect = Tensor::empty({7, 16});
+  for (int64_t t = 0; t < 7; ++t) {
+    double logit = 0;
+    for (int64_t h = 0; h < 16; ++h) logit += g[h] * static_cast<double>(x.ptr<float>()[t * 16 + h]);
+    const double gate = 1 / (1 + std::exp(-logit));
+    for (int64_t h = 0; h < 16; ++h)
+      expect.ptr<float>()[t * 16 + h] = static_cast<float>(routed.ptr<float>()[t * 16 + h] +
+                                                           gate * shared.ptr<float>()[t * 16 + h]);
+  }
+  EXPECT_TRUE(testing::allclose(y, expect, 1e-5, 1e-6));
+}
+
+TEST(MoELayer, SharedExpertGateNeedsASharedExpert) {
+  EXPECT_ERROR_MENTIONS(MoELayer(config(0, true)), "moe_shared_expert_gate");
+}
+
+struct GradCase {
+  int64_t shared_ffn;
+  bool gate;
+};
+
+class MoELayerGradients : public ::testing::TestWithParam<GradCase> {};
 
 TEST_P(MoELayerGradients, MatchFiniteDifferences) {
-  Layer l(GetParam());
+  Layer l(GetParam().shared_ffn, GetParam().gate);
   Context ctx;
   Tensor x = randn({9, 16}, 4), w = randn({9, 16}, 5);
   // loss = dot(y, w) + aux + z (the router's losses enter with gradient scale 1).
@@ -94,7 +128,8 @@ TEST_P(MoELayerGradients, MatchFiniteDifferences) {
         << l.table.spec(i).name;
 }
 
-INSTANTIATE_TEST_SUITE_P(WithAndWithoutSharedExperts, MoELayerGradients, ::testing::Values(0, 8));
+INSTANTIATE_TEST_SUITE_P(WithAndWithoutSharedExperts, MoELayerGradients,
+                         ::testing::Values(GradCase{0, false}, GradCase{8, false}, GradCase{8, true}));
 
 }  // namespace
 }  // namespace foundry

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "fixture.h"
@@ -80,16 +81,20 @@ TEST_P(RouterParity, MatchesMegatronTranscription) {
   h.router.weight.value.copy_from(w);
   h.router.expert_bias.copy_from(fx.at(name + "/expert_bias"));
   Context ctx;
-  if (fx.contains(name + "/x_prev")) {
+  auto mask = [&](const std::string& key) {
+    Tensor pad;
+    if (fx.contains(key)) {
+      const Tensor& p = fx.at(key);
+      pad = Tensor::empty({p.size(0)}, DType::u8);
+      for (int64_t t = 0; t < p.size(0); ++t) pad.ptr<uint8_t>()[t] = static_cast<uint8_t>(p.ptr<int32_t>()[t]);
+    }
+    return pad;
+  };
+  if (fx.contains(name + "/x_prev")) {  // an earlier micro-batch of the global batch (global_aux_loss)
     Router::Saved s0;
-    h.router.forward(ctx, fx.at(name + "/x_prev"), s0, rc.seq_length);
+    h.router.forward(ctx, fx.at(name + "/x_prev"), s0, rc.seq_length, mask(name + "/padding_mask_prev"));
   }
-  Tensor pad;
-  if (fx.contains(name + "/padding_mask")) {
-    const Tensor& p = fx.at(name + "/padding_mask");
-    pad = Tensor::empty({T}, DType::u8);
-    for (int64_t t = 0; t < T; ++t) pad.ptr<uint8_t>()[t] = static_cast<uint8_t>(p.ptr<int32_t>()[t]);
-  }
+  const Tensor pad = mask(name + "/padding_mask");
   Router::Saved s;
   Router::Output out = h.router.forward(ctx, x, s, rc.seq_length, pad);
 
@@ -116,7 +121,9 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values("softmax_post", "softmax_pre", "softmax_pre_k1", "sigmoid", "sigmoid_k1", "softmax_groups",
                       "sigmoid_groups_bias_scaled", "sigmoid_bias", "softmax_scaled_noloss", "cap_probs",
                       "cap_position", "cap_probs_pad", "cap_position_pad", "seq_aux", "aux_and_seq_aux", "global_aux",
-                      "softmax_padding_mask", "sigmoid_padding_mask", "sqrtsoftplus", "sqrtsoftplus_bias_groups"));
+                      "softmax_padding_mask", "sigmoid_padding_mask", "sqrtsoftplus", "sqrtsoftplus_bias_groups",
+                      "seq_aux_padding_mask", "aux_and_seq_aux_padding_mask", "global_aux_padding_mask",
+                      "sqrtsoftplus_all_lb_padding_mask"));
 
 // Routing is piecewise smooth: a perturbation can flip a top-k, group, capacity or aux-map choice.
 // Central differences are compared where both sides keep the routing map and the one-sided slopes
@@ -160,7 +167,8 @@ void fd_check(RouterConfig cfg, int64_t T, int64_t seq_length, uint64_t seed, bo
   Harness h(cfg);
   h.router.weight.value.copy_from(randn({cfg.num_experts, 7}, seed, 0.5f));
   if (cfg.enable_expert_bias) h.router.expert_bias.copy_from(randn({cfg.num_experts}, seed + 1, 0.1f));
-  Context ctx;
+  Context ctx0;
+  ctx0.rng = Philox(seed + 4, 5);  // every evaluation starts here: the same jitter noise
   Tensor x = randn({T, 7}, seed + 2), w = randn({T, cfg.num_experts}, seed + 3);
   const float scale = 0.7f;
   Tensor pad;
@@ -172,16 +180,20 @@ void fd_check(RouterConfig cfg, int64_t T, int64_t seq_length, uint64_t seed, bo
     Router r2 = h.router;  // same weights; fresh global-aux state
     r2.reset_global_aux();
     Router::Saved s2;
+    Context ctx = ctx0;
     Router::Output o = r2.forward(ctx, x, s2, seq_length, pad);
     return std::pair<double, Tensor>(testing::dot(o.probs, w) + scale * (o.aux_loss + o.z_loss), o.routing_map);
   };
   Router::Saved s;
   h.router.reset_global_aux();
+  Context ctx = ctx0;
   h.router.forward(ctx, x, s, seq_length, pad);
+  EXPECT_EQ(s.jitter.defined(), cfg.input_jitter_eps > 0.f);
   h.table.zero_grad();
   Tensor dx = h.router.backward(ctx, w, s, scale);
-  EXPECT_TRUE(piecewise_fd(eval, x, dx)) << cfg.score_function;
-  EXPECT_TRUE(piecewise_fd(eval, h.router.weight.value, h.router.weight.grad)) << cfg.score_function;
+  EXPECT_TRUE(piecewise_fd(eval, x, dx)) << cfg.score_function << " seed " << seed;
+  EXPECT_TRUE(piecewise_fd(eval, h.router.weight.value, h.router.weight.grad))
+      << cfg.score_function << " seed " << seed;
 }
 
 TEST(Router, FiniteDifferences) {
@@ -211,6 +223,152 @@ TEST(Router, FiniteDifferences) {
   RouterConfig padded = base;
   padded.score_function = "sigmoid";
   fd_check(padded, 13, 0, 60, /*padding=*/true);
+  RouterConfig padded_lb = base;  // every load-balancing type with a padding mask
+  padded_lb.load_balancing_type = {"aux_loss", "seq_aux_loss", "global_aux_loss"};
+  padded_lb.aux_loss_coeff = {0.1f, 0.2f, 0.15f};
+  fd_check(padded_lb, 12, 4, 70, /*padding=*/true);
+  RouterConfig jitter = base;  // the gradient w.r.t. the un-jittered input, the noise held fixed
+  jitter.input_jitter_eps = 0.3f;
+  jitter.score_function = "sigmoid";
+  jitter.load_balancing_type = {"seq_aux_loss"};
+  fd_check(jitter, 12, 6, 90);
+}
+
+// Jittered forward == plain forward on x * noise, the noise reproduced from a copy of ctx.rng;
+// backward: dx = dx_plain * noise, dweight = dweight_plain.
+TEST(Router, InputJitter) {
+  const int64_t T = 14, H = 9, E = 6;
+  const float eps = 0.2f;
+  RouterConfig c{.hidden = H, .num_experts = E, .topk = 2, .score_function = "sigmoid",
+                 .load_balancing_type = {"aux_loss", "seq_aux_loss"}, .aux_loss_coeff = {0.1f, 0.05f},
+                 .z_loss_coeff = 0.01f, .input_jitter_eps = eps};
+  RouterConfig plain_cfg = c;
+  plain_cfg.input_jitter_eps = 0.f;
+  Harness jit(c), plain(plain_cfg);
+  const Tensor w0 = randn({E, H}, 11, 0.5f);
+  jit.router.weight.value.copy_from(w0);
+  plain.router.weight.value.copy_from(w0);
+  const Tensor x = randn({T, H}, 12), dprobs = randn({T, E}, 13);
+
+  Context ctx;
+  ctx.rng = Philox(77, 3);
+  Philox copy = ctx.rng;
+  const Tensor noise = router_jitter_noise(copy, T, H, eps);
+  Router::Saved sj;
+  Router::Output oj = jit.router.forward(ctx, x, sj, 7);
+  EXPECT_EQ(ctx.rng.offset(), copy.offset());  // the forward drew exactly the documented fill
+  EXPECT_EQ(ctx.rng.offset(), 3u + (T * H + 3) / 4);
+  float lo = 2.f, hi = 0.f;
+  for (float v : noise.to_vector()) {
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  }
+  EXPECT_GE(lo, 1.f - eps);
+  EXPECT_LE(hi, 1.f + eps);
+  EXPECT_LT(lo, 1.f - 0.8f * eps);  // spread over the interval (126 draws)
+  EXPECT_GT(hi, 1.f + 0.8f * eps);
+  EXPECT_TRUE(testing::allclose(sj.jitter, noise, 0, 0));
+
+  Tensor xj = Tensor::empty({T, H});
+  for (int64_t i = 0; i < T * H; ++i) xj.ptr<float>()[i] = x.ptr<float>()[i] * noise.ptr<float>()[i];
+  Context ctx_plain;
+  Router::Saved sp;
+  Router::Output op = plain.router.forward(ctx_plain, xj, sp, 7);
+  EXPECT_EQ(ctx_plain.rng.offset(), 0u);  // eps = 0 draws nothing
+  EXPECT_TRUE(testing::allclose(oj.probs, op.probs, 0, 0));
+  EXPECT_EQ(oj.aux_loss, op.aux_loss);
+  EXPECT_EQ(oj.z_loss, op.z_loss);
+  for (int64_t i = 0; i < T * E; ++i) ASSERT_EQ(oj.routing_map.ptr<uint8_t>()[i], op.routing_map.ptr<uint8_t>()[i]);
+
+  jit.table.zero_grad();
+  plain.table.zero_grad();
+  const Tensor dxj = jit.router.backward(ctx, dprobs, sj, 0.5f);
+  const Tensor dxp = plain.router.backward(ctx_plain, dprobs, sp, 0.5f);
+  for (int64_t i = 0; i < T * H; ++i)
+    ASSERT_EQ(dxj.ptr<float>()[i], dxp.ptr<float>()[i] * noise.ptr<float>()[i]) << i;
+  EXPECT_TRUE(testing::allclose(jit.router.weight.grad, plain.router.weight.grad, 0, 0));
+
+  // Eval: no jitter, no draw.
+  ctx.training = false;
+  ctx_plain.training = false;
+  const uint64_t offset = ctx.rng.offset();
+  Router::Saved se, sq;
+  Router::Output oe = jit.router.forward(ctx, x, se, 7);
+  Router::Output oq = plain.router.forward(ctx_plain, x, sq, 7);
+  EXPECT_EQ(ctx.rng.offset(), offset);
+  EXPECT_FALSE(se.jitter.defined());
+  EXPECT_TRUE(testing::allclose(oe.probs, oq.probs, 0, 0));
+
+  // Successive training forwards draw fresh noise.
+  ctx.training = true;
+  Router::Saved s2;
+  jit.router.forward(ctx, x, s2, 7);
+  EXPECT_FALSE(testing::allclose(s2.jitter, sj.jitter, 0, 0));
+}
+
+// seq_aux_loss with padding: every sequence's T is valid / B (Megatron's shared count), a fully
+// padded sequence contributes nothing but still counts in B; global_aux_loss: T = valid tokens.
+TEST(Router, SeqAndGlobalAuxLossWithPadding) {
+  const int64_t S = 5, B = 3, T = S * B, E = 5, k = 2;
+  RouterConfig c{.hidden = 6, .num_experts = E, .topk = k, .score_function = "sigmoid",
+                 .load_balancing_type = {"seq_aux_loss"}, .aux_loss_coeff = {0.3f}};
+  Harness h(c);
+  Context ctx;
+  const Tensor x = randn({T, 6}, 21);
+  Tensor pad = Tensor::zeros({T}, DType::u8);
+  for (int64_t s = 0; s < S; ++s) pad.ptr<uint8_t>()[S + s] = 1;  // sequence 1: all padding
+  pad.ptr<uint8_t>()[4] = pad.ptr<uint8_t>()[13] = pad.ptr<uint8_t>()[14] = 1;
+  const int64_t valid = T - S - 3;
+  Router::Saved s;
+  const Router::Output o = h.router.forward(ctx, x, s, S, pad);
+  // Reference from the aux scores directly: loss = sum_b coeff E / (k Tb^2) sum_e P_b[e] n_b[e] / B.
+  const moe::AuxScores a =
+      moe::aux_scores(s.logits.data(), T, E, k, moe::ScoreFunction::sigmoid, pad.ptr<uint8_t>());
+  EXPECT_EQ(a.valid_tokens, valid);
+  const double Tb = static_cast<double>(valid) / B;
+  double ref = 0;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t e = 0; e < E; ++e) {
+      double P = 0, n = 0;
+      for (int64_t t = b * S; t < (b + 1) * S; ++t) {
+        P += a.s[static_cast<size_t>(t * E + e)];
+        n += a.map[static_cast<size_t>(t * E + e)];
+      }
+      ref += 0.3 * E / (k * Tb * Tb) * P * n / B;
+    }
+  EXPECT_NEAR(o.aux_loss, ref, 1e-7 * ref);
+
+  // global_aux_loss over two micro-batches: counts padding-free, T = this micro-batch's valid tokens.
+  RouterConfig g = c;
+  g.load_balancing_type = {"global_aux_loss"};
+  Harness hg(g);
+  hg.router.weight.value.copy_from(h.router.weight.value);
+  Router::Saved s1, s2;
+  Tensor pad1 = Tensor::zeros({T}, DType::u8);
+  pad1.ptr<uint8_t>()[0] = 1;
+  hg.router.forward(ctx, randn({T, 6}, 22), s1, S, pad1);
+  const moe::AuxScores a1 =
+      moe::aux_scores(s1.logits.data(), T, E, k, moe::ScoreFunction::sigmoid, pad1.ptr<uint8_t>());
+  const Router::Output o2 = hg.router.forward(ctx, x, s2, S, pad);
+  double gref = 0;
+  for (int64_t e = 0; e < E; ++e) {
+    double P = 0;
+    for (int64_t t = 0; t < T; ++t) P += a.s[static_cast<size_t>(t * E + e)];
+    gref += 0.3 * E / (k * double(valid) * valid) * P * (a.counts[e] + a1.counts[e]) / 2;
+  }
+  EXPECT_NEAR(o2.aux_loss, gref, 1e-7 * gref);
+  EXPECT_EQ(hg.router.global_tokens_per_expert[0] + hg.router.global_tokens_per_expert[1] +
+                hg.router.global_tokens_per_expert[2] + hg.router.global_tokens_per_expert[3] +
+                hg.router.global_tokens_per_expert[4],
+            static_cast<double>(k * (valid + T - 1)));
+
+  // All padding: no loss, no gradient.
+  Router::Saved s3;
+  Tensor all_pad = Tensor::zeros({T}, DType::u8);
+  std::fill(all_pad.ptr<uint8_t>(), all_pad.ptr<uint8_t>() + T, uint8_t{1});
+  const Router::Output o3 = h.router.forward(ctx, x, s3, S, all_pad);
+  EXPECT_EQ(o3.aux_loss, 0.0);
+  for (double d : s3.dlogits_aux) ASSERT_EQ(d, 0.0);
 }
 
 TEST(Router, PaddingTokensAreRoutedButNotCountedForTheBias) {
@@ -234,10 +392,6 @@ TEST(Router, PaddingTokensAreRoutedButNotCountedForTheBias) {
   Router::Output o6 = r6.forward(ctx, x.slice(0, 6), s6);
   EXPECT_NEAR(o.aux_loss, o6.aux_loss, 1e-12);
   EXPECT_NEAR(o.z_loss, o6.z_loss, 1e-12);
-  RouterConfig seq = c;
-  seq.load_balancing_type = {"seq_aux_loss"};
-  Harness hs(seq);
-  EXPECT_ERROR_MENTIONS(hs.router.forward(ctx, x, s, 5, pad), "seq_aux_loss", "padding_mask");
   EXPECT_ERROR_MENTIONS(h.router.forward(ctx, x, s, 0, Tensor::zeros({9}, DType::u8)), "padding_mask");
 }
 
@@ -343,6 +497,8 @@ TEST(RouterConfig, ValidationNamesTheField) {
                         "aux_loss_coeff");
   EXPECT_ERROR_MENTIONS(Router(bad({.drop_policy = "random"})), "drop_policy 'random'");
   EXPECT_ERROR_MENTIONS(Router(bad({.pad_to_capacity = true})), "pad_to_capacity");
+  EXPECT_ERROR_MENTIONS(Router(bad({.input_jitter_eps = -0.1f})), "input_jitter_eps");
+  EXPECT_ERROR_MENTIONS(Router(bad({.input_jitter_eps = 1.f})), "input_jitter_eps");
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "foundry/train/plot.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -273,6 +274,187 @@ TEST(Plot, BadInputIsAClearError) {
   EXPECT_ERROR_MENTIONS(plot_run(dir, dir + "/out.png", false), "must end in .svg");
   EXPECT_ERROR_MENTIONS(plot_run(dir, dir + "/missing_dir/out.svg", false), "cannot write", "missing_dir/out.svg");
   EXPECT_ERROR_MENTIONS(render_metrics_svg({}, "x"), "no metrics records");
+}
+
+// ---- MoE runs: the curves and the expert-load heatmap -----------------------------------------
+
+// sample_run(n) plus, on each train record, the MoE curves and moe_load.L.E for `layers` x
+// `experts` with load(L, E, i) at the i-th record (fields appended directly: set() is linear).
+template <class F>
+std::vector<MetricsRecord> moe_run(int n, const std::vector<int>& layers, int experts, F load) {
+  std::vector<MetricsRecord> r = sample_run(n);
+  int i = 0;
+  for (MetricsRecord& m : r) {
+    if (!m.get("loss")) continue;  // validation records carry no MoE fields
+    ++i;
+    m.set("moe_aux_loss", 0.01 + 0.01 / i).set("moe_z_loss", 1e-3).set("moe_max_load", 1 + 2.0 / i);
+    m.set("moe_dropped_frac", 0.05 / i);
+    for (int l : layers)
+      for (int e = 0; e < experts; ++e) m.fields.emplace_back(fmt::format("moe_load.{}.{}", l, e), load(l, e, i));
+  }
+  return r;
+}
+
+std::vector<std::string> texts_of_class(const Document& d, const std::string& cls) {
+  std::vector<std::string> out;
+  for (const Element* t : d.all("text"))
+    if (t->attrs.count("class") && t->attrs.at("class") == cls) out.push_back(t->text);
+  return out;
+}
+
+std::vector<const Element*> rects_of_class(const Document& d, const std::string& cls) {
+  std::vector<const Element*> out;
+  for (const Element* r : d.all("rect"))
+    if (r->attrs.count("class") && r->attrs.at("class") == cls) out.push_back(r);
+  return out;
+}
+
+double attr(const Element* e, const std::string& key) { return std::stod(e->attrs.at(key)); }
+
+// The cells as a grid: rows by y, columns by x.
+std::vector<std::vector<const Element*>> cell_grid(const Document& d) {
+  std::map<double, std::map<double, const Element*>> by_y;
+  for (const Element* c : rects_of_class(d, "cell")) by_y[attr(c, "y")][attr(c, "x")] = c;
+  std::vector<std::vector<const Element*>> grid;
+  for (const auto& [y, row] : by_y) {
+    grid.emplace_back();
+    for (const auto& [x, c] : row) grid.back().push_back(c);
+  }
+  return grid;
+}
+
+TEST(Plot, MoeRunsGetLossPanelsAndAnExpertLoadHeatmap) {
+  // Layers 0 and 2, 4 experts, 12 steps (10..120). Layer 0 is balanced (load 1 everywhere);
+  // layer 2 has an unused expert 0 and an overloaded expert 3 (loads 0, 1, 1, 2: mean 1).
+  const auto load = [](int l, int e, int) { return l == 0 ? 1.0 : e == 0 ? 0.0 : e == 3 ? 2.0 : 1.0; };
+  const std::string svg = render_metrics_svg(moe_run(12, {0, 2}, 4, load), "moe");
+  const Document d = parse_xml(svg);
+  ASSERT_EQ(d.error, "");
+  EXPECT_EQ(texts_of_class(d, "title"),
+            (std::vector<std::string>{"Loss", "Learning rate", "Throughput (tokens/s)", "MoE losses",
+                                      "Expert load balance", "Expert load (tokens / mean)"}));
+  for (const char* f : {"moe_aux_loss", "moe_z_loss", "moe_max_load", "moe_dropped_frac"}) {
+    ASSERT_NE(series(d, f), nullptr) << f;
+    EXPECT_EQ(points_of(*series(d, f)).size(), 12u) << f;
+  }
+  EXPECT_EQ(texts_of_class(d, "layer-label"), (std::vector<std::string>{"layer 0", "layer 2"}));
+  int separators = 0;
+  for (const Element* l : d.all("line")) separators += l->attrs.count("class") && l->attrs.at("class") == "layer-sep";
+  EXPECT_EQ(separators, 1);
+
+  // One cell per (layer, expert) and step, filling the heatmap's frame without gaps.
+  ASSERT_EQ(rects_of_class(d, "cell").size(), 8u * 12u);
+  const auto grid = cell_grid(d);
+  ASSERT_EQ(grid.size(), 8u);
+  std::vector<const Element*> frames;
+  for (const Element* r : d.all("rect"))
+    if (r->attrs.at("fill") == "none") frames.push_back(r);
+  ASSERT_EQ(frames.size(), 6u);
+  const Element* frame = frames.back();
+  for (const auto& row : grid) {
+    ASSERT_EQ(row.size(), 12u);
+    EXPECT_NEAR(attr(row.front(), "x"), attr(frame, "x"), 0.011);
+    EXPECT_NEAR(attr(row.back(), "x") + attr(row.back(), "width"), attr(frame, "x") + attr(frame, "width"), 0.011);
+    for (size_t c = 1; c < row.size(); ++c)
+      EXPECT_NEAR(attr(row[c], "x"), attr(row[c - 1], "x") + attr(row[c - 1], "width"), 0.011);
+  }
+  EXPECT_NEAR(attr(grid.front()[0], "y"), attr(frame, "y"), 0.011);
+  EXPECT_NEAR(attr(grid.back()[0], "y") + attr(grid.back()[0], "height"), attr(frame, "y") + attr(frame, "height"),
+              0.011);
+  // The step axis is shared: a cell is centred on its step (step 60, the 6th, in every panel).
+  const double step60 = points_of(*series(d, "loss"))[5].first;
+  EXPECT_NEAR(attr(grid[0][5], "x") + attr(grid[0][5], "width") / 2, step60, 0.011);
+  // Colours: balanced = white, unused = blue, twice the mean = red.
+  for (size_t r = 0; r < 4; ++r)
+    for (const Element* c : grid[r]) EXPECT_EQ(c->attrs.at("fill"), "#ffffff");
+  EXPECT_EQ(grid[4][0]->attrs.at("fill"), "#2166ac");
+  EXPECT_EQ(grid[5][7]->attrs.at("fill"), "#ffffff");
+  EXPECT_EQ(grid[7][11]->attrs.at("fill"), "#b2182b");
+
+  // The colour bar: a gradient through the map's stops, ticks 0 .. >=2, a caption.
+  ASSERT_EQ(rects_of_class(d, "colorbar").size(), 1u);
+  EXPECT_EQ(rects_of_class(d, "colorbar")[0]->attrs.at("fill"), "url(#moe-load-cmap)");
+  std::vector<std::string> stops;
+  for (const Element* s : d.all("stop")) stops.push_back(s->attrs.at("offset") + " " + s->attrs.at("stop-color"));
+  EXPECT_EQ(stops, (std::vector<std::string>{"0 #2166ac", "0.25 #92c5de", "0.5 #ffffff", "0.75 #f4a582",
+                                             "1 #b2182b"}));
+  EXPECT_EQ(texts_of_class(d, "colorbar-tick"), (std::vector<std::string>{"0", "0.5", "1", "1.5", "\u22652"}));
+  ASSERT_EQ(texts_of_class(d, "caption").size(), 1u);
+  EXPECT_EQ(texts_of_class(d, "caption")[0],
+            "8 rows: one per expert, by layer then expert; 12 columns: one per logged step");
+  // The page is tall enough for every panel.
+  EXPECT_GE(std::stod(d.elements.front().attrs.at("height")), attr(frame, "y") + attr(frame, "height") + 100);
+}
+
+TEST(Plot, ManyStepsAndExpertsAreBinnedAndTheHeatmapStaysBounded) {
+  // 1000 steps, 1 layer x 2 experts: 400 columns of 2 or 3 steps. Expert 0 alternates 0 and 2, so
+  // a column of steps 1 and 2 averages to 1 (white).
+  const auto alternating = [](int, int e, int i) { return e == 1 ? 1.0 : (i % 2 == 0 ? 2.0 : 0.0); };
+  std::string svg = render_metrics_svg(moe_run(1000, {1}, 2, alternating), "long");
+  Document d = parse_xml(svg);
+  ASSERT_EQ(d.error, "");
+  auto grid = cell_grid(d);
+  ASSERT_EQ(grid.size(), 2u);
+  ASSERT_EQ(grid[0].size(), 400u);
+  EXPECT_EQ(grid[0][0]->attrs.at("fill"), "#ffffff");
+  EXPECT_EQ(texts_of_class(d, "caption")[0],
+            "2 rows: one per expert, by layer then expert; 400 columns: 1000 logged steps, up to 3 averaged per column");
+
+  // 40 layers x 64 experts, 60 steps: 4 experts per row (640 rows), the panel at most 1200 px tall.
+  std::vector<int> layers;
+  for (int l = 0; l < 40; ++l) layers.push_back(l);
+  svg = render_metrics_svg(moe_run(60, layers, 64, [](int, int e, int) { return e % 4 == 0 ? 4.0 : 0.0; }), "wide");
+  d = parse_xml(svg);
+  ASSERT_EQ(d.error, "");
+  grid = cell_grid(d);
+  ASSERT_EQ(grid.size(), 640u);
+  EXPECT_EQ(grid[0].size(), 60u);
+  EXPECT_EQ(grid[0][0]->attrs.at("fill"), "#ffffff");  // (4 + 0 + 0 + 0) / 4 = 1
+  EXPECT_GE(attr(grid[0][0], "height"), 1.0);
+  EXPECT_EQ(texts_of_class(d, "caption")[0],
+            "640 rows: 4 experts averaged per row (too many to draw one each); 60 columns: one per logged step");
+  EXPECT_EQ(texts_of_class(d, "layer-label").size(), 40u);  // 16 rows of 1.56 px each: 25 px apart
+  const double heat_top = attr(rects_of_class(d, "missing")[0], "y") - 40;
+  EXPECT_LE(std::stod(d.elements.front().attrs.at("height")) - heat_top, 1200.0);
+  EXPECT_LT(svg.size(), 6u << 20);
+}
+
+TEST(Plot, RunsWithoutExpertLoadDrawNoHeatmap) {
+  // No MoE fields, or only malformed moe_load names: the same document, three panels.
+  std::vector<MetricsRecord> r = sample_run(20);
+  const std::string plain = render_metrics_svg(r, "dense");
+  for (MetricsRecord& m : r) m.fields.emplace_back("moe_load.x.y", 1.0);
+  EXPECT_EQ(render_metrics_svg(r, "dense"), plain);
+  const Document d = parse_xml(plain);
+  EXPECT_EQ(texts_of_class(d, "title").size(), 3u);
+  EXPECT_TRUE(rects_of_class(d, "cell").empty());
+  EXPECT_EQ(d.elements.front().attrs.at("height"), "944");
+  // MoE curves without per-expert loads: the two curve panels, no heatmap.
+  r = sample_run(20);
+  for (MetricsRecord& m : r) m.set("moe_aux_loss", 0.01);
+  const Document curves = parse_xml(render_metrics_svg(r, "aux only"));
+  EXPECT_EQ(texts_of_class(curves, "title").size(), 5u);
+  EXPECT_TRUE(rects_of_class(curves, "cell").empty());
+}
+
+TEST(Plot, PlotRunDrawsTheHeatmapFromMetricsJsonl) {
+  const std::string dir = scratch_run("moe");
+  {
+    MetricsLog log(dir + "/metrics.jsonl");
+    std::vector<MetricsRecord> r = moe_run(8, {1, 3}, 4, [](int, int e, int) { return 0.5 * e; });
+    r[2].set("moe_load.3.2", std::nan(""));  // written as null: its cell is left out
+    for (const MetricsRecord& m : r) log.append(m);
+  }
+  const PlotResult r = plot_run(dir, "", /*png=*/false);
+  std::ifstream f(r.svg_path);
+  const Document d = parse_xml(std::string{std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()});
+  ASSERT_EQ(d.error, "");
+  EXPECT_EQ(rects_of_class(d, "cell").size(), 8u * 8u - 1u);
+  EXPECT_EQ(texts_of_class(d, "layer-label"), (std::vector<std::string>{"layer 1", "layer 3"}));
+  const auto grid = cell_grid(d);
+  ASSERT_EQ(grid.size(), 8u);
+  EXPECT_EQ(grid[1][0]->attrs.at("fill"), "#92c5de");  // load 0.5
+  EXPECT_EQ(grid[3][0]->attrs.at("fill"), "#f4a582");  // load 1.5
 }
 
 TEST(Plot, PngConversionReportsAMissingConverter) {

@@ -11,8 +11,11 @@ Every case <c> stores:
                  drop_policy(0 probs,1 position), pad_to_capacity, seq_length, aux_grad_scale
   <c>/x (T,H), <c>/weight (E,H), <c>/expert_bias (E), <c>/dprobs (T,E)
   <c>/x_prev (T,H)      only for global_aux_loss: an earlier micro-batch (forward only)
-  <c>/padding_mask (T) i32   only where given: 1 = padding token (excluded from aux_loss and z_loss;
-                 aux_loss's T becomes the number of valid tokens, as get_tokens_per_expert_and_token_count)
+  <c>/padding_mask (T) i32   only where given: 1 = padding token (excluded from every load-balancing
+                 loss and z_loss). Token counts as get_tokens_per_expert_and_token_count with a mask:
+                 aux_loss T = valid tokens; seq_aux_loss T = valid tokens / B (one value shared by
+                 every sequence); global_aux_loss T = this micro-batch's valid tokens
+  <c>/padding_mask_prev (T) i32   x_prev's mask (global_aux_loss with padding)
   <c>/probs (T,E), <c>/routing_map (T,E) i32, <c>/tokens_per_expert (E) i64,
   <c>/aux_loss, <c>/z_loss (scalars), <c>/dx (T,H), <c>/dweight (E,H)
 The loss differentiated is sum(dprobs * probs) + aux_grad_scale * (aux_loss + z_loss)
@@ -170,24 +173,35 @@ def router_forward(x, weight, c, bias, gstate, pad=None):
             aux = aux + switch_load_balancing_loss_func(s, n, total, k, E, c["lb_aux"],
                                                         None if pad is None else ~pad)
         if c["lb_seq"] >= 0:
+            # _apply_seq_aux_loss: (S, B*E) views, each (sequence, expert) a pseudo-expert;
+            # get_tokens_per_expert_and_token_count(topk = k * B): with a padding mask the token
+            # count is map.sum() / (k * B) = valid tokens / B (the mean over the batch's sequences,
+            # shared by all of them), else S.
             S = c["seq_length"]
             B = T // S
             perm = torch.arange(T).view(B, S).t().reshape(-1)  # Megatron (S, B) order
             s_m, map_m = s[perm], map_aux[perm]
             sa = s_m.reshape(S, -1)
             n = map_m.reshape(S, -1).sum(dim=0).to(s.dtype)
-            aux = aux + switch_load_balancing_loss_func(sa, n, S, k, E, c["lb_seq"]) / B
+            total = n.sum() / (k * B) if pad is not None else S
+            aux = aux + switch_load_balancing_loss_func(sa, n, total, k, E, c["lb_seq"]) / B
         if c["lb_global"] >= 0:
-            gstate.tokens = gstate.tokens + map_aux.sum(0).to(s.dtype)
+            # _apply_global_aux_loss: counts (padding excluded) accumulate over the micro-batches;
+            # the token count is this micro-batch's: map.sum() / k = valid tokens with a padding
+            # mask, else T.
+            n_mb = map_aux.sum(0).to(s.dtype)
+            total = n_mb.sum() / k if pad is not None else T
+            gstate.tokens = gstate.tokens + n_mb
             gstate.steps += 1
-            aux = aux + switch_load_balancing_loss_func(s, gstate.tokens / gstate.steps, T, k, E, c["lb_global"])
+            aux = aux + switch_load_balancing_loss_func(s, gstate.tokens / gstate.steps, total, k, E,
+                                                        c["lb_global"])
     z = z_loss_func(logits, c["z"], pad) if c["z"] else torch.zeros(())
     return probs, rmap, aux, z
 
 
 DEFAULT = dict(T=23, H=11, E=8, topk=2, score="softmax", pre_softmax=False, num_groups=0, group_topk=0,
                scaling=0.0, bias=False, lb_aux=0.01, lb_seq=-1.0, lb_global=-1.0, z=1e-3, cf=0.0,
-               policy="probs", pad=False, seq_length=23, scale=0.5, padding=False)
+               policy="probs", pad=False, seq_length=23, scale=0.5, padding=False, pad_seq=-1)
 
 CASES = {
     "softmax_post": {},
@@ -212,6 +226,13 @@ CASES = {
     "sqrtsoftplus": dict(score="sqrtsoftplus", topk=3),
     "sqrtsoftplus_bias_groups": dict(score="sqrtsoftplus", E=12, topk=4, num_groups=3, group_topk=2, bias=True,
                                      lb_aux=-1.0, lb_seq=0.01, seq_length=23),
+    # seq_aux_loss / global_aux_loss with a padding mask (appended: earlier cases keep their seeds).
+    "seq_aux_padding_mask": dict(T=21, seq_length=7, lb_aux=-1.0, lb_seq=0.02, score="sigmoid", topk=3,
+                                 padding=True),
+    "aux_and_seq_aux_padding_mask": dict(T=20, seq_length=5, lb_seq=0.03, padding=True, pad_seq=2),
+    "global_aux_padding_mask": dict(lb_aux=-1.0, lb_global=0.05, padding=True),
+    "sqrtsoftplus_all_lb_padding_mask": dict(score="sqrtsoftplus", topk=3, T=24, seq_length=6, lb_seq=0.02,
+                                             lb_global=0.05, padding=True, cf=1.2),
 }
 
 
@@ -227,11 +248,16 @@ def main():
         dprobs = torch.randn(T, E, generator=g).float().double()
         x.requires_grad_()
         pad = (torch.rand(T, generator=g) < 0.3) if c["padding"] else None
+        if c["pad_seq"] >= 0:  # one whole sequence of padding
+            S = c["seq_length"]
+            pad[c["pad_seq"] * S:(c["pad_seq"] + 1) * S] = True
         gstate = GlobalAux(E)
-        x_prev = None
+        x_prev = pad_prev = None
         if c["lb_global"] >= 0:
             x_prev = torch.randn(T, H, generator=g).float().double()
-            router_forward(x_prev, weight.detach(), c, bias, gstate)
+            if c["padding"]:
+                pad_prev = torch.rand(T, generator=g) < 0.5
+            router_forward(x_prev, weight.detach(), c, bias, gstate, pad_prev)
         probs, rmap, aux, z = router_forward(x, weight, c, bias, gstate, pad)
         loss = (probs * dprobs).sum() + c["scale"] * (aux + z)
         dx, dw = torch.autograd.grad(loss, [x, weight])
@@ -249,6 +275,8 @@ def main():
             out[f"{name}/x_prev"] = f(x_prev)
         if pad is not None:
             out[f"{name}/padding_mask"] = pad.to(torch.int32)
+        if pad_prev is not None:
+            out[f"{name}/padding_mask_prev"] = pad_prev.to(torch.int32)
         out[f"{name}/probs"] = f(probs)
         out[f"{name}/routing_map"] = rmap.to(torch.int32)
         out[f"{name}/tokens_per_expert"] = rmap.sum(0).to(torch.int64)

@@ -87,6 +87,7 @@ struct TempDirGuard {
 std::vector<NamedTensor> parameter_tensors(const ParamTable& params) {
   std::vector<NamedTensor> out;
   for (int i = 0; i < params.size(); ++i) out.push_back({params.spec(i).name, params.param(i).value.view()});
+  for (int i = 0; i < params.num_buffers(); ++i) out.push_back({params.buffer_name(i), params.buffer(i).view()});
   return out;
 }
 
@@ -274,9 +275,18 @@ LoadedCheckpoint load_checkpoint(const std::string& path, ParamTable& params, Ad
                   "checkpoint '{}': parameter '{}' is {} {}, the model expects {} {}", dir, s.name, e.dtype_name,
                   e.shape.str(), safetensors_dtype(s.dtype), s.shape.str());
   }
+  for (int i = 0; i < params.num_buffers(); ++i) {
+    const std::string& name = params.buffer_name(i);
+    FOUNDRY_CHECK(model.contains(name), "checkpoint '{}' has no buffer '{}'", dir, name);
+    const SafetensorsEntry& e = model.entry(name);
+    FOUNDRY_CHECK(e.dtype == DType::f32 && e.shape == params.buffer(i).shape(),
+                  "checkpoint '{}': buffer '{}' is {} {}, the model expects F32 {}", dir, name, e.dtype_name,
+                  e.shape.str(), params.buffer(i).shape().str());
+  }
   for (const std::string& name : model.names()) {
     bool known = false;
     for (int i = 0; i < params.size() && !known; ++i) known = params.spec(i).name == name;
+    for (int i = 0; i < params.num_buffers() && !known; ++i) known = params.buffer_name(i) == name;
     FOUNDRY_CHECK(known, "checkpoint '{}' has parameter '{}', which the model does not have", dir, name);
   }
   std::optional<SafetensorsFile> opt;
@@ -308,6 +318,7 @@ LoadedCheckpoint load_checkpoint(const std::string& path, ParamTable& params, Ad
 
   // Copy.
   for (int i = 0; i < params.size(); ++i) model.read_into(params.spec(i).name, params.param(i).value);
+  for (int i = 0; i < params.num_buffers(); ++i) model.read_into(params.buffer_name(i), params.buffer(i));
   if (optimizer) {
     for (int i = 0; i < params.size(); ++i) {
       opt->read_into("exp_avg." + params.spec(i).name, optimizer->exp_avg(i));

@@ -1,12 +1,13 @@
 // foundry plot RUN_DIR [--output FILE.svg] [--no-png]: draws RUN_DIR/metrics.jsonl (loss, learning
-// rate, throughput vs step) to an SVG, and a PNG beside it when a converter is on PATH.
+// rate, throughput vs step; MoE runs add router losses and an expert-load heatmap) to an SVG, and a
+// PNG beside it when a converter is on PATH.
 #include "foundry/cli/commands.h"
 #include "foundry/train/plot.h"
 
 namespace foundry::cli {
 
 void add_plot_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("plot", "Draw a run's loss, learning rate and throughput curves (SVG, and PNG)");
+  auto* cmd = app.add_subcommand("plot", "Draw a run's loss, learning rate and throughput curves, and expert load for MoE runs (SVG, and PNG)");
   auto run = std::make_shared<std::string>();
   auto output = std::make_shared<std::string>();
   auto no_png = std::make_shared<bool>(false);

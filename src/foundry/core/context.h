@@ -13,6 +13,9 @@ struct Context {
   Device device = Device::cpu();
   Philox rng{0};
   bool training = true;
+  // Scale of the auxiliary losses' gradients (MoE load balancing, z-loss): Megatron's
+  // MoEAuxLossAutoScaler scale, loss_scale / num_microbatches (train_step sets it per step).
+  float aux_loss_scale = 1.f;
 };
 
 }  // namespace foundry

@@ -127,14 +127,18 @@ double aux_loss(const AuxScores& a, double coeff, double* ds) {
 double seq_aux_loss(const AuxScores& a, double coeff, int64_t S, double* ds) {
   FOUNDRY_CHECK(S > 0 && a.tokens % S == 0, "moe seq_aux_loss: {} tokens are not whole sequences of {}",
                 a.tokens, S);
+  if (a.valid_tokens == 0) return 0.0;
   const int64_t B = a.tokens / S, E = a.experts;
+  // Tokens per sequence: valid / B (= S without padding), one value shared by every sequence
+  // (get_tokens_per_expert_and_token_count on the (S, B*E) map with topk = k * B).
+  const double per_seq = static_cast<double>(a.valid_tokens) / static_cast<double>(B);
   double loss = 0;
   for (int64_t b = 0; b < B; ++b) {
     std::vector<double> n(static_cast<size_t>(E), 0);
     for (int64_t s = 0; s < S; ++s)
       for (int64_t e = 0; e < E; ++e) n[static_cast<size_t>(e)] += a.map[static_cast<size_t>((b * S + s) * E + e)];
     // The mean over sequences: each sequence's loss (and gradient) divided by B.
-    loss += switch_loss(a, n, static_cast<double>(S), coeff / static_cast<double>(B), b * S, S, 1, ds);
+    loss += switch_loss(a, n, per_seq, coeff / static_cast<double>(B), b * S, S, 1, ds);
   }
   return loss;
 }
@@ -142,7 +146,8 @@ double seq_aux_loss(const AuxScores& a, double coeff, int64_t S, double* ds) {
 double global_aux_loss(const AuxScores& a, double coeff, const std::vector<double>& avg_counts, double* ds) {
   FOUNDRY_CHECK(static_cast<int64_t>(avg_counts.size()) == a.experts, "moe global_aux_loss: {} counts for {} experts",
                 avg_counts.size(), a.experts);
-  return switch_loss(a, avg_counts, static_cast<double>(a.tokens), coeff, 0, a.tokens, 1, ds);
+  if (a.valid_tokens == 0) return 0.0;
+  return switch_loss(a, avg_counts, static_cast<double>(a.valid_tokens), coeff, 0, a.tokens, 1, ds);
 }
 
 double z_loss(const double* logits, int64_t T, int64_t E, double coeff, double* dlogits, const uint8_t* padding) {

@@ -1,8 +1,9 @@
 // Megatron-Core's MoE load-balancing and z losses (megatron/core/transformer/moe/moe_utils.py:
-// compute_routing_scores_for_aux_loss, switch_load_balancing_loss_func, z_loss_func; router.py
-// _apply_{aux,seq_aux,global_aux}_loss), single rank (TP = CP = DP = 1). Formulas in
-// shared/reference/megatron_moe.md §2.4-2.5. Each loss returns its value and, when `grad` is
-// given, adds its gradient (w.r.t. the aux scores or the logits) into it. Everything is f64.
+// compute_routing_scores_for_aux_loss, switch_load_balancing_loss_func,
+// get_tokens_per_expert_and_token_count, z_loss_func; router.py _apply_{aux,seq_aux,global_aux}_loss,
+// padding_mask included), single rank (TP = CP = DP = 1). Formulas in shared/reference/megatron_moe.md
+// §2.4-2.5. Each loss returns its value and, when `grad` is given, adds its gradient (w.r.t. the aux
+// scores or the logits) into it. Everything is f64.
 #pragma once
 
 #include <cstdint>
@@ -40,13 +41,18 @@ AuxScores aux_scores(const double* logits, int64_t tokens, int64_t experts, int6
 void aux_scores_backward(const double* logits, const AuxScores& a, const double* ds, double* dlogits);
 
 // switch_load_balancing_loss_func: coeff * E / (k * T^2) * sum_e (sum_t s[t,e]) * n[e].
-// aux_loss:        n = counts, T = valid tokens (all tokens without padding).
+// Padding rows have s = 0 and no counts; the token count T is get_tokens_per_expert_and_token_count's:
+// map.sum() / k = valid tokens (all tokens without padding). Each loss is 0 when no token is valid
+// (Megatron divides by zero there).
+// aux_loss:        n = counts, T = valid tokens.
 double aux_loss(const AuxScores& a, double coeff, double* ds);
 // seq_aux_loss: tokens are B sequences of seq_length (batch-major, t = b * S + s); each sequence's
-// loss uses its own counts and T = S; the result is the mean over sequences.
+// loss uses its own counts and T = valid tokens / B (= S without padding; with padding the mean
+// valid length, the same T for every sequence, as Megatron's (S, B*E) reshape with topk = k * B
+// gives); the result is the mean over the B sequences (fully padded ones included).
 double seq_aux_loss(const AuxScores& a, double coeff, int64_t seq_length, double* ds);
 // global_aux_loss: n = running mean of counts over the micro-batches of this global batch
-// (`avg_counts`, the caller accumulates), T = tokens.
+// (`avg_counts`, the caller accumulates the padding-free counts), T = this micro-batch's valid tokens.
 double global_aux_loss(const AuxScores& a, double coeff, const std::vector<double>& avg_counts, double* ds);
 
 // z_loss_func: coeff * mean over valid t of logsumexp_e(logits[t,:])^2 (padding rows excluded,

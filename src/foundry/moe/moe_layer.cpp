@@ -12,8 +12,11 @@ MoELayer::MoELayer(Config c)
                .init_std = c.init_std, .output_init_std = c.output_init_std}),
       dispatcher(std::make_unique<LocalTokenDispatcher>()) {
   if (c.shared_expert_ffn > 0)
-    shared_experts.emplace(MLP::Config{.hidden = c.router.hidden, .ffn = c.shared_expert_ffn,
-                                       .init_std = c.init_std, .output_init_std = c.output_init_std});
+    shared_experts.emplace(SharedExperts::Config{.hidden = c.router.hidden, .ffn = c.shared_expert_ffn,
+                                                 .gate = c.shared_expert_gate, .init_std = c.init_std,
+                                                 .output_init_std = c.output_init_std});
+  FOUNDRY_CHECK(c.shared_expert_ffn > 0 || !c.shared_expert_gate,
+                "MoELayer: moe_shared_expert_gate needs moe_shared_expert_intermediate_size > 0");
 }
 
 void MoELayer::register_params(ParamTable& table, const std::string& name) {
@@ -30,6 +33,18 @@ Tensor MoELayer::forward(Context& ctx, const Tensor& x, int64_t seq_length, Save
   Tensor y = dispatcher->combine(ctx, rows, s.handle);  // (T, H)
   if (shared_experts) add_forward({.a = y, .b = shared_experts->forward(ctx, x, s.shared), .out = y});
   return y;
+}
+
+Tensor MoELayer::forward(Context& ctx, const Tensor& x, const SequenceLayout& seq, State& s) {
+  int64_t seq_length = 0;  // 0: the router treats all rows as one sequence
+  if (!seq.cu_seqlens.defined()) {
+    seq_length = x.size(0) / seq.batch;
+  } else {
+    for (const std::string& type : cfg.router.load_balancing_type)
+      FOUNDRY_CHECK(type != "seq_aux_loss",
+                    "MoELayer: seq_aux_loss needs equal-length sequences; packed sequences are not supported");
+  }
+  return forward(ctx, x, seq_length, static_cast<Saved&>(s));
 }
 
 Tensor MoELayer::backward(Context& ctx, const Tensor& dy, const Saved& s, float aux_grad_scale) {

@@ -2,10 +2,11 @@
 // plus optional shared experts applied to every token:
 //   probs, routing_map = Router(x)
 //   rows, handle       = dispatch(x, routing_map, probs)
-//   y                  = combine(GroupedExperts(rows, row probs), handle) [+ SharedMLP(x)]
+//   y                  = combine(GroupedExperts(rows, row probs), handle) [+ SharedExperts(x)]
 // The router's auxiliary losses (load balancing, z-loss) are reported in the Saved stats and
 // their gradients enter in backward, scaled by aux_grad_scale (Megatron's
-// MoEAuxLossAutoScaler: the main loss scale, e.g. 1 / num_microbatches).
+// MoEAuxLossAutoScaler: the main loss scale, e.g. 1 / num_microbatches; as a FeedForward the
+// scale comes from ctx.aux_loss_scale).
 #pragma once
 
 #include <memory>
@@ -13,40 +14,49 @@
 
 #include "foundry/moe/grouped_experts.h"
 #include "foundry/moe/router.h"
+#include "foundry/moe/shared_experts.h"
 #include "foundry/moe/token_dispatcher.h"
-#include "foundry/nn/mlp.h"
+#include "foundry/nn/feed_forward.h"
 
 namespace foundry {
 
-struct MoELayer {
+struct MoELayer : FeedForward {
   struct Config {
     RouterConfig router;             // hidden, num_experts, topk, score function, losses, capacity
     int64_t moe_ffn_hidden_size = 0;
     int64_t shared_expert_ffn = 0;   // moe_shared_expert_intermediate_size; 0: none
+    bool shared_expert_gate = false; // moe_shared_expert_gate
     float init_std = 0.02f;
     float output_init_std = 0.02f;
   };
-  struct Saved {
+  struct Saved : FeedForward::State {
     Router::Saved router;
     Router::Output routing;  // probs, routing map, tokens per expert, aux and z losses
     DispatchHandle handle;
     GroupedExperts::Saved experts;
-    MLP::Saved shared;
+    SharedExperts::Saved shared;
   };
 
   Config cfg;
   Router router;
   GroupedExperts experts;
-  std::optional<MLP> shared_experts;
+  std::optional<SharedExperts> shared_experts;
   std::unique_ptr<TokenDispatcher> dispatcher;
 
   explicit MoELayer(Config c);
-  void register_params(ParamTable& table, const std::string& name);  // "decoder.layers.3.mlp"
+  void register_params(ParamTable& table, const std::string& name) override;  // "decoder.layers.3.mlp"
 
   // x (T, H) -> (T, H); seq_length is S of the (B, S) batch (sequence-level aux loss).
   Tensor forward(Context& ctx, const Tensor& x, int64_t seq_length, Saved& s);  // router counts update
   // dy (T, H) -> dx (T, H) (written); parameter gradients accumulate.
   Tensor backward(Context& ctx, const Tensor& dy, const Saved& s, float aux_grad_scale);
+
+  // FeedForward: seq_length from the layout (uniform batches), aux_grad_scale = ctx.aux_loss_scale.
+  std::unique_ptr<State> new_state() const override { return std::make_unique<Saved>(); }
+  Tensor forward(Context& ctx, const Tensor& x, const SequenceLayout& seq, State& s) override;
+  Tensor backward(Context& ctx, const Tensor& dy, const State& s) override {
+    return backward(ctx, dy, static_cast<const Saved&>(s), ctx.aux_loss_scale);
+  }
 };
 
 }  // namespace foundry

@@ -40,6 +40,8 @@ void RouterConfig::validate() const {
     FOUNDRY_CHECK(t == "aux_loss" || t == "seq_aux_loss" || t == "global_aux_loss" || t == "none",
                   "Router: load_balancing_type '{}' (expected aux_loss, seq_aux_loss, global_aux_loss or none)", t);
   FOUNDRY_CHECK(z_loss_coeff >= 0.f, "Router: z_loss_coeff {} < 0", z_loss_coeff);
+  FOUNDRY_CHECK(input_jitter_eps >= 0.f && input_jitter_eps < 1.f, "Router: input_jitter_eps {} must be in [0, 1)",
+                input_jitter_eps);
   FOUNDRY_CHECK(capacity_factor >= 0.f, "Router: capacity_factor {} < 0", capacity_factor);
   FOUNDRY_CHECK(drop_policy == "probs" || drop_policy == "position",
                 "Router: drop_policy '{}' (expected probs or position)", drop_policy);
@@ -55,6 +57,16 @@ Router::Router(RouterConfig c) : cfg(std::move(c)) {
 
 void Router::register_params(ParamTable& table, const std::string& name) {
   table.add(weight, {.name = name + ".weight", .shape = {cfg.num_experts, cfg.hidden}, .init = cfg.init});
+  if (cfg.enable_expert_bias) table.add_buffer(name + ".expert_bias", expert_bias);  // saved in checkpoints
+}
+
+Tensor router_jitter_noise(Philox& rng, int64_t tokens, int64_t hidden, float eps) {
+  FOUNDRY_CHECK(tokens >= 0 && hidden > 0 && eps >= 0.f && eps < 1.f,
+                "router_jitter_noise: (T, H) = ({}, {}), input_jitter_eps {} (expected eps in [0, 1))", tokens,
+                hidden, eps);
+  Tensor noise = Tensor::empty({tokens, hidden});
+  rng.uniform_(noise, 1.f - eps, 1.f + eps);
+  return noise;
 }
 
 int64_t Router::capacity(int64_t tokens) const {
@@ -77,9 +89,20 @@ Router::Output Router::forward(Context& ctx, const Tensor& x, Saved& s, int64_t 
     pad = padding_mask.ptr<uint8_t>();
   }
 
-  Tensor logits32 = Tensor::empty({T, E});
-  gemm({.a = x, .b = weight.value, .c = logits32, .trans_b = true});
+  // Input jitter (training only): x_j = x * noise, kept with the noise for backward.
   s.x = x;
+  s.jitter = Tensor();
+  if (ctx.training && cfg.input_jitter_eps > 0.f) {
+    s.jitter = router_jitter_noise(ctx.rng, T, H, cfg.input_jitter_eps);
+    s.x = Tensor::empty({T, H});
+    const float* xi = x.ptr<float>();
+    const float* ni = s.jitter.ptr<float>();
+    float* xo = s.x.ptr<float>();
+    for (int64_t i = 0; i < T * H; ++i) xo[i] = xi[i] * ni[i];
+  }
+
+  Tensor logits32 = Tensor::empty({T, E});
+  gemm({.a = s.x, .b = weight.value, .c = logits32, .trans_b = true});
   s.logits.assign(logits32.ptr<float>(), logits32.ptr<float>() + T * E);
   s.idx.assign(static_cast<size_t>(T * k), 0);
   s.kept.assign(static_cast<size_t>(T * k), 1);
@@ -194,8 +217,6 @@ Router::Output Router::forward(Context& ctx, const Tensor& x, Saved& s, int64_t 
       for (size_t i = 0; i < cfg.load_balancing_type.size(); ++i) {
         const std::string& type = cfg.load_balancing_type[i];
         const double coeff = cfg.aux_loss_coeff.size() == 1 ? cfg.aux_loss_coeff[0] : cfg.aux_loss_coeff[i];
-        FOUNDRY_CHECK(!pad || type == "aux_loss" || type == "none",
-                      "Router: {} with a padding_mask is not implemented (only aux_loss)", type);
         if (type == "aux_loss") {
           out.aux_loss += moe::aux_loss(a, coeff, ds.data());
         } else if (type == "seq_aux_loss") {
@@ -266,6 +287,11 @@ Tensor Router::backward(Context& ctx, const Tensor& dprobs, const Saved& s, floa
   }
   Tensor dx = Tensor::empty({T, H});
   gemm({.a = dlogits, .b = weight.value, .c = dx});
+  if (s.jitter.defined()) {  // d(x * noise)/dx = noise
+    float* d = dx.ptr<float>();
+    const float* ni = s.jitter.ptr<float>();
+    for (int64_t i = 0; i < T * H; ++i) d[i] *= ni[i];
+  }
   gemm({.a = dlogits, .b = s.x, .c = weight.grad, .trans_a = true, .beta = 1.f});
   return dx;
 }

@@ -2,6 +2,8 @@
 // moe_utils.py topk_routing_with_score_function / group_limited_topk / apply_router_token_dropping),
 // single rank. Formulas: shared/reference/megatron_moe.md §2.1-2.6.
 //
+//   x = x * noise, noise ~ Uniform(1 - eps, 1 + eps) elementwise (moe_input_jitter_eps; training only,
+//       the router's input only: the experts see the un-jittered x; drawn by router_jitter_noise)
 //   logits = x W^T (f32 GEMM, the rest in f64)
 //   probs, map = top-k routing (score function, pre/post softmax, groups, expert bias, scaling)
 //   capacity: C = ceil(T * k / E * capacity_factor); drop by probs or position; optional padding
@@ -14,9 +16,12 @@
 // "position" keeps each expert's earliest routed tokens (then, when padding, the earliest
 // unrouted ones as zero-probability fillers).
 // Padding tokens (optional padding_mask, (T) u8, 1 = padding, Megatron's convention) are routed like
-// any other but excluded from aux_loss (scores and counts zeroed, T = valid tokens), z_loss (mean
-// over valid tokens) and the expert-bias counts. seq_aux_loss / global_aux_loss with a padding mask
-// are not implemented (rejected).
+// any other but excluded from every load-balancing loss (aux scores and counts zeroed; the token
+// count is the valid one: aux_loss T = valid tokens, seq_aux_loss T = valid tokens / B for every
+// sequence, global_aux_loss T = this micro-batch's valid tokens, its running counts padding-free),
+// from z_loss (mean over valid tokens) and from the expert-bias counts.
+// Jitter: Megatron-Core's apply_input_jitter has no training check (it also jitters in eval); here
+// it is training only, as Switch Transformer. The noise comes from ctx.rng (not torch's generator).
 #pragma once
 
 #include <string>
@@ -39,6 +44,7 @@ struct RouterConfig {              // Megatron TransformerConfig names
   std::vector<std::string> load_balancing_type = {"aux_loss"};  // aux_loss | seq_aux_loss | global_aux_loss | none
   std::vector<float> aux_loss_coeff = {0.f};  // one per type, or one for all
   float z_loss_coeff = 0.f;
+  float input_jitter_eps = 0.f;             // moe_input_jitter_eps, in [0, 1); 0: no jitter
   float capacity_factor = 0.f;              // 0: dropless
   std::string drop_policy = "probs";        // probs | position
   bool pad_to_capacity = false;
@@ -64,7 +70,8 @@ struct Router {
     double z_loss = 0;
   };
   struct Saved {
-    Tensor x;                         // (T, H)
+    Tensor x;                         // (T, H) the GEMM's input: jittered when jitter applied
+    Tensor jitter;                    // (T, H) the noise; undefined when no jitter was applied
     std::vector<double> logits;       // (T, E)
     std::vector<int64_t> idx;         // (T, k) selected experts
     std::vector<uint8_t> kept;        // (T, k) selection survived capacity dropping
@@ -75,9 +82,10 @@ struct Router {
   void register_params(ParamTable& table, const std::string& name);  // name = "...mlp.router"
 
   // seq_length: tokens per sequence for seq_aux_loss (0: all T tokens are one sequence).
+  // Draws the jitter noise from ctx.rng (router_jitter_noise) when ctx.training and input_jitter_eps > 0.
   Output forward(Context& ctx, const Tensor& x, Saved& s, int64_t seq_length = 0, const Tensor& padding_mask = {});
   // dprobs (T, E) = dL/dprobs; aux_grad_scale multiplies the aux/z-loss gradients.
-  // Returns dx (T, H); weight.grad += dlogits^T x.
+  // Returns dx (T, H) w.r.t. the un-jittered input, (dlogits W) * noise; weight.grad += dlogits^T x_jittered.
   Tensor backward(Context& ctx, const Tensor& dprobs, const Saved& s, float aux_grad_scale);
 
   // Once per optimizer step: bias += rate * sign(mean(counts) - counts); counts reset.
@@ -87,5 +95,10 @@ struct Router {
 
   int64_t capacity(int64_t tokens) const;  // ceil(T * k / E * capacity_factor)
 };
+
+// The input-jitter noise (T, H) f32: one rng.uniform_(noise, 1 - eps, 1 + eps) fill, so element
+// (t, h) is value t * H + h of the stream at rng's offset, in [1 - eps, 1 + eps]; advances rng by
+// ceil(T * H / 4) blocks. Router::forward calls it on ctx.rng; a copy of that rng reproduces it.
+Tensor router_jitter_noise(Philox& rng, int64_t tokens, int64_t hidden, float eps);
 
 }  // namespace foundry

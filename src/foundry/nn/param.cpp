@@ -24,6 +24,15 @@ void ParamTable::add(Param& p, ParamSpec spec) {
   params_.push_back(&p);
 }
 
+void ParamTable::add_buffer(const std::string& name, Tensor& buffer) {
+  FOUNDRY_CHECK(buffer.defined() && buffer.dtype() == DType::f32,
+                "ParamTable: buffer '{}' must be a defined f32 tensor", name);
+  for (const auto& s : specs_) FOUNDRY_CHECK(s.name != name, "ParamTable: buffer '{}' is also a parameter", name);
+  for (const auto& n : buffer_names_) FOUNDRY_CHECK(n != name, "ParamTable: buffer '{}' registered twice", name);
+  buffer_names_.push_back(name);
+  buffers_.push_back(&buffer);
+}
+
 void ParamTable::allocate(uint64_t seed) {
   FOUNDRY_CHECK(!allocated(), "ParamTable: allocate() called twice");
   int64_t bytes = 0;

@@ -56,6 +56,14 @@ class ParamTable {
   int64_t numel() const;
   bool allocated() const { return values_.capacity() > 0; }
 
+  // Buffers: persistent state that is not trained (no gradient, no optimizer state) but is saved
+  // and loaded with the parameters under its name, e.g. the MoE router's expert bias
+  // (Megatron's register_buffer). The tensor must outlive the table's use in checkpoints.
+  void add_buffer(const std::string& name, Tensor& buffer);
+  int num_buffers() const { return static_cast<int>(buffer_names_.size()); }
+  const std::string& buffer_name(int i) const { return buffer_names_[static_cast<size_t>(i)]; }
+  Tensor& buffer(int i) const { return *buffers_[static_cast<size_t>(i)]; }
+
   void zero_grad() { grads_.zero_(); }
   // Every gradient, in registration order (for the global norm).
   std::vector<TensorView> grads() const;
@@ -63,6 +71,8 @@ class ParamTable {
  private:
   std::vector<ParamSpec> specs_;
   std::vector<Param*> params_;
+  std::vector<std::string> buffer_names_;
+  std::vector<Tensor*> buffers_;
   Arena values_;
   Arena grads_;
 };

@@ -1,11 +1,15 @@
 // Pre-norm transformer layer (Megatron-Core TransformerLayer with RMSNorm, as in Llama):
 //   x1  = x + Attention(RMSNorm(x))
-//   out = x1 + MLP(RMSNorm(x1))
+//   out = x1 + FFN(RMSNorm(x1))        FFN: a dense SwiGLU MLP or a Mixture-of-Experts layer
+// (nn/feed_forward.h; models/ build MoE layers and hand them in).
 // backward: the residual gradient flows straight through and each branch's input gradient is
 // added to it (the norms accumulate into the residual gradient).
 #pragma once
 
 #include "foundry/nn/attention.h"
+#include <memory>
+
+#include "foundry/nn/feed_forward.h"
 #include "foundry/nn/mlp.h"
 #include "foundry/nn/rmsnorm.h"
 
@@ -14,26 +18,29 @@ namespace foundry {
 struct TransformerLayer {
   struct Config {
     Attention::Config attention;
-    MLP::Config mlp;
+    MLP::Config mlp;  // the dense MLP built when no FFN is handed to the constructor
     float norm_eps = 1e-5f;
   };
   struct Saved {
     RMSNorm::Saved input_norm;
     Attention::Saved attention;
     RMSNorm::Saved pre_mlp_norm;
-    MLP::Saved mlp;
+    std::unique_ptr<FeedForward::State> mlp;
   };
 
   Config cfg;
   RMSNorm input_layernorm;
   Attention self_attention;
   RMSNorm pre_mlp_layernorm;
-  MLP mlp;
+  std::unique_ptr<FeedForward> mlp;
 
-  explicit TransformerLayer(Config c);
+  explicit TransformerLayer(Config c);                                   // dense MLP from c.mlp
+  TransformerLayer(Config c, std::unique_ptr<FeedForward> ffn);          // any FFN (e.g. MoELayer)
   void register_params(ParamTable& table, const std::string& name);  // "decoder.layers.3"
 
-  Tensor forward(Context& ctx, const Tensor& x, const SequenceLayout& seq, Saved& s) const;  // (T, H)
+  // (T, H) -> (T, H). Parameters are not changed; a training forward may update an MoE router's
+  // token counters (training statistics), which is why the FFN is held by pointer.
+  Tensor forward(Context& ctx, const Tensor& x, const SequenceLayout& seq, Saved& s) const;
   // dout (T, H) -> dx (T, H); parameter gradients accumulate.
   Tensor backward(Context& ctx, const Tensor& dout, const SequenceLayout& seq, const Saved& s);
 

@@ -1,4 +1,5 @@
 // Pointwise activations, SwiGLU and softmax.
+//   sigmoid(x)   = 1 / (1 + exp(-x))       (the shared-expert gate)
 //   silu(x)      = x * sigmoid(x)
 //   gelu_tanh(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
 //   gelu_erf(x)  = 0.5 x (1 + erf(x / sqrt(2)))
@@ -10,7 +11,7 @@
 
 namespace foundry {
 
-enum class Activation { silu, gelu_tanh, gelu_erf };
+enum class Activation { silu, gelu_tanh, gelu_erf, sigmoid };
 
 struct ActivationArgs {
   Activation kind = Activation::silu;

@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cctype>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -66,6 +67,93 @@ Field make_list_field(S RunConfig::*section, std::vector<std::string> S::*member
   return f;
 }
 
+// Megatron's list form of --moe-layer-freq as a string: a sum of bracketed lists, each optionally
+// repeated, e.g. "([0]*3+[1]*58)" or "[1,0,1,0]".
+std::vector<int64_t> parse_layer_pattern(std::string text, const std::string& key) {
+  std::erase_if(text, [](char ch) { return std::isspace(static_cast<unsigned char>(ch)); });
+  if (text.size() >= 2 && text.front() == '(' && text.back() == ')') text = text.substr(1, text.size() - 2);
+  std::vector<int64_t> out;
+  size_t i = 0;
+  auto fail = [&] {
+    FOUNDRY_FAIL("config key '{}': '{}' is not an integer or a layer pattern like \"([0]*3+[1]*58)\"", key, text);
+  };
+  auto number = [&] {
+    const size_t start = i;
+    while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
+    if (i == start || i - start > 9) fail();
+    return std::stoll(text.substr(start, i - start));
+  };
+  while (i < text.size()) {
+    if (text[i] != '[') fail();
+    ++i;
+    std::vector<int64_t> term;
+    while (i < text.size() && text[i] != ']') {
+      term.push_back(number());
+      if (i < text.size() && text[i] == ',') ++i;
+    }
+    if (i >= text.size()) fail();
+    ++i;  // ']'
+    int64_t repeat = 1;
+    if (i < text.size() && text[i] == '*') ++i, repeat = number();
+    for (int64_t r = 0; r < repeat; ++r) out.insert(out.end(), term.begin(), term.end());
+    if (i < text.size()) {
+      if (text[i] != '+') fail();
+      ++i;
+    }
+  }
+  if (out.empty()) fail();
+  return out;
+}
+
+// model.moe_layer_freq: an integer N (every N-th layer is MoE), a YAML list of 0/1 per layer, or
+// Megatron's pattern string.
+Field moe_layer_freq_field() {
+  const std::string key = "model.moe_layer_freq";
+  Field f;
+  f.set = [key](RunConfig& c, const YAML::Node& n) {
+    FOUNDRY_CHECK(n.IsDefined() && !n.IsNull(), "config key '{}': no value", key);
+    if (n.IsSequence()) {
+      std::vector<int64_t> pattern;
+      for (const auto& v : n) {
+        try {
+          pattern.push_back(v.as<int64_t>());
+        } catch (const YAML::Exception&) {
+          FOUNDRY_FAIL("config key '{}': list entry '{}' is not an integer", key, v.IsScalar() ? v.Scalar() : "<non-scalar>");
+        }
+      }
+      c.model.moe_layer_pattern = pattern;
+      return;
+    }
+    FOUNDRY_CHECK(n.IsScalar(), "config key '{}': expected an integer or a list", key);
+    try {
+      c.model.moe_layer_freq = n.as<int64_t>();
+      c.model.moe_layer_pattern.clear();
+    } catch (const YAML::Exception&) {
+      c.model.moe_layer_pattern = parse_layer_pattern(n.Scalar(), key);
+    }
+  };
+  f.get = [](const RunConfig& c) {
+    if (c.model.moe_layer_pattern.empty()) return std::to_string(c.model.moe_layer_freq);
+    return fmt::format("[{}]", fmt::join(c.model.moe_layer_pattern, ", "));
+  };
+  return f;
+}
+
+// A list of numbers may also be written as one number (Megatron's --moe-aux-loss-coeff).
+Field number_list_field(std::vector<float> GPTConfig::*member, const std::string& key) {
+  Field f = make_field(&RunConfig::model, member, "number or list of numbers", key);
+  auto set_list = f.set;
+  f.set = [=](RunConfig& c, const YAML::Node& n) {
+    if (!n.IsScalar()) return set_list(c, n);
+    try {
+      c.model.*member = {n.as<float>()};
+    } catch (const YAML::Exception&) {
+      FOUNDRY_FAIL("config key '{}': value '{}' is not a number or a list of numbers", key, n.Scalar());
+    }
+  };
+  return f;
+}
+
 const std::map<std::string, std::map<std::string, Field>>& fields() {
   static const auto table = [] {
     std::map<std::string, std::map<std::string, Field>> t;
@@ -86,6 +174,26 @@ const std::map<std::string, std::map<std::string, Field>>& fields() {
     mk("init_method_std", &GPTConfig::init_method_std, "number");
     mk("share_embeddings_and_output_weights", &GPTConfig::share_embeddings_and_output_weights, "boolean");
     mk("bf16", &GPTConfig::bf16, "boolean");
+    mk("num_moe_experts", &GPTConfig::num_moe_experts, "integer");
+    m["moe_layer_freq"] = moe_layer_freq_field();
+    mk("moe_ffn_hidden_size", &GPTConfig::moe_ffn_hidden_size, "integer");
+    mk("moe_router_topk", &GPTConfig::moe_router_topk, "integer");
+    mk("moe_router_score_function", &GPTConfig::moe_router_score_function, "string");
+    mk("moe_router_pre_softmax", &GPTConfig::moe_router_pre_softmax, "boolean");
+    mk("moe_router_num_groups", &GPTConfig::moe_router_num_groups, "integer");
+    mk("moe_router_group_topk", &GPTConfig::moe_router_group_topk, "integer");
+    mk("moe_router_topk_scaling_factor", &GPTConfig::moe_router_topk_scaling_factor, "number");
+    mk("moe_router_enable_expert_bias", &GPTConfig::moe_router_enable_expert_bias, "boolean");
+    mk("moe_router_bias_update_rate", &GPTConfig::moe_router_bias_update_rate, "number");
+    m["moe_router_load_balancing_type"] = make_list_field(&RunConfig::model, &GPTConfig::moe_router_load_balancing_type,
+                                                          "model.moe_router_load_balancing_type");
+    m["moe_aux_loss_coeff"] = number_list_field(&GPTConfig::moe_aux_loss_coeff, "model.moe_aux_loss_coeff");
+    mk("moe_z_loss_coeff", &GPTConfig::moe_z_loss_coeff, "number");
+    mk("moe_expert_capacity_factor", &GPTConfig::moe_expert_capacity_factor, "number");
+    mk("moe_token_drop_policy", &GPTConfig::moe_token_drop_policy, "string");
+    mk("moe_pad_expert_input_to_capacity", &GPTConfig::moe_pad_expert_input_to_capacity, "boolean");
+    mk("moe_shared_expert_intermediate_size", &GPTConfig::moe_shared_expert_intermediate_size, "integer");
+    mk("moe_shared_expert_gate", &GPTConfig::moe_shared_expert_gate, "boolean");
     auto& tr = t["train"];
     auto tk = [&](const char* key, auto member, const char* type) {
       tr[key] = make_field(&RunConfig::train, member, type, std::string("train.") + key);
@@ -195,6 +303,7 @@ void validate(RunConfig& c) {
   FOUNDRY_CHECK(t.nan_action == "stop" || t.nan_action == "skip",
                 "train.nan_action '{}' is not one of stop, skip", t.nan_action);
   FOUNDRY_CHECK(!t.output_dir.empty(), "train.output_dir must not be empty");
+  resolve_gpt_config(c.model, /*require_vocab=*/false);  // every model.* key, MoE router included
   FOUNDRY_CHECK(c.data.tokenizer_vocab_size > 256, "data.tokenizer_vocab_size must exceed 256 (the byte alphabet), got {}",
                 c.data.tokenizer_vocab_size);
 }

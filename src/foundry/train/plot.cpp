@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "foundry/core/check.h"
+#include "foundry/train/expert_load.h"
 
 extern char** environ;
 
@@ -144,13 +145,44 @@ struct Frame {
   double py(const Axis& a, double y) const { return y0 + h - (y - a.lo) / (a.hi - a.lo) * h; }
 };
 
+// The panel title, centred above the frame.
+void draw_title(std::string& out, const Frame& fr, double top, const std::string& title) {
+  out += fmt::format("<text class=\"title\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\" font-size=\"15\" "
+                     "font-weight=\"bold\">{}</text>\n",
+                     fr.x0 + fr.w / 2, top + 24, xml_escape(title));
+}
+
+// Step ticks below the frame with their labels, and vertical grid lines when `grid`.
+void draw_x_ticks(std::string& out, const Frame& fr, const Axis& x, bool grid) {
+  const TickFormat xf = tick_format(x);
+  for (double t : x.ticks) {
+    const double px = fr.px(x, t);
+    if (grid)
+      out += fmt::format("<line x1=\"{:.2f}\" y1=\"{:.2f}\" x2=\"{:.2f}\" y2=\"{:.2f}\" stroke=\"#e3e3e3\"/>\n", px,
+                         fr.y0, px, fr.y0 + fr.h);
+    out += fmt::format("<line x1=\"{:.2f}\" y1=\"{:.2f}\" x2=\"{:.2f}\" y2=\"{:.2f}\" stroke=\"#333\"/>\n", px,
+                       fr.y0 + fr.h, px, fr.y0 + fr.h + 5);
+    out += fmt::format("<text class=\"tick\" x=\"{:.2f}\" y=\"{:.2f}\" text-anchor=\"middle\">{}</text>\n", px,
+                       fr.y0 + fr.h + 19, tick_label(t, x, xf));
+  }
+}
+
+void draw_frame(std::string& out, const Frame& fr) {
+  out += fmt::format("<rect x=\"{:.2f}\" y=\"{:.2f}\" width=\"{:.2f}\" height=\"{:.2f}\" fill=\"none\" "
+                     "stroke=\"#333\"/>\n",
+                     fr.x0, fr.y0, fr.w, fr.h);
+}
+
+void draw_x_label(std::string& out, const Frame& fr, const Axis& x) {
+  out += fmt::format("<text class=\"axis-label\" x=\"{:.2f}\" y=\"{:.2f}\" text-anchor=\"middle\">step{}</text>\n",
+                     fr.x0 + fr.w / 2, fr.y0 + fr.h + 40, xml_escape(tick_format(x).factor));
+}
+
 void render_panel(std::string& out, double top, const std::string& title, const std::string& y_label,
                   const std::vector<Series>& series, const Axis& x) {
   const Frame fr{kLeft, top + kPlotTop, kWidth - kLeft - kRight, kPlotH};
   out += fmt::format("<g class=\"panel\">\n");
-  out += fmt::format("<text class=\"title\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\" font-size=\"15\" "
-                     "font-weight=\"bold\">{}</text>\n",
-                     fr.x0 + fr.w / 2, top + 24, xml_escape(title));
+  draw_title(out, fr, top, title);
 
   double lo = INFINITY, hi = -INFINITY;
   for (const Series& s : series)
@@ -160,7 +192,7 @@ void render_panel(std::string& out, double top, const std::string& title, const 
     }
   const bool empty = !(lo <= hi);
   const Axis y = empty ? make_axis(0, 1, false) : make_axis(lo, hi, false);
-  const TickFormat xf = tick_format(x), yf = tick_format(y);
+  const TickFormat yf = tick_format(y);
 
   // Grid and ticks (no y scale without data).
   for (double t : empty ? std::vector<double>{} : y.ticks) {
@@ -172,21 +204,10 @@ void render_panel(std::string& out, double top, const std::string& title, const 
     out += fmt::format("<text class=\"tick\" x=\"{:.2f}\" y=\"{:.2f}\" text-anchor=\"end\">{}</text>\n", fr.x0 - 8,
                          py + 4, tick_label(t, y, yf));
   }
-  for (double t : x.ticks) {
-    const double px = fr.px(x, t);
-    out += fmt::format("<line x1=\"{:.2f}\" y1=\"{:.2f}\" x2=\"{:.2f}\" y2=\"{:.2f}\" stroke=\"#e3e3e3\"/>\n", px, fr.y0,
-                       px, fr.y0 + fr.h);
-    out += fmt::format("<line x1=\"{:.2f}\" y1=\"{:.2f}\" x2=\"{:.2f}\" y2=\"{:.2f}\" stroke=\"#333\"/>\n", px,
-                       fr.y0 + fr.h, px, fr.y0 + fr.h + 5);
-    out += fmt::format("<text class=\"tick\" x=\"{:.2f}\" y=\"{:.2f}\" text-anchor=\"middle\">{}</text>\n", px,
-                       fr.y0 + fr.h + 19, tick_label(t, x, xf));
-  }
-  out += fmt::format("<rect x=\"{:.2f}\" y=\"{:.2f}\" width=\"{:.2f}\" height=\"{:.2f}\" fill=\"none\" "
-                     "stroke=\"#333\"/>\n",
-                     fr.x0, fr.y0, fr.w, fr.h);
+  draw_x_ticks(out, fr, x, /*grid=*/true);
+  draw_frame(out, fr);
   // Axis labels.
-  out += fmt::format("<text class=\"axis-label\" x=\"{:.2f}\" y=\"{:.2f}\" text-anchor=\"middle\">step{}</text>\n",
-                     fr.x0 + fr.w / 2, fr.y0 + fr.h + 40, xml_escape(xf.factor));
+  draw_x_label(out, fr, x);
   out += fmt::format("<text class=\"axis-label\" x=\"{0:.2f}\" y=\"{1:.2f}\" text-anchor=\"middle\" "
                      "transform=\"rotate(-90 {0:.2f} {1:.2f})\">{2}</text>\n",
                      22.0, fr.y0 + fr.h / 2, xml_escape(y_label + (empty ? "" : yf.factor)));
@@ -232,6 +253,120 @@ void render_panel(std::string& out, double top, const std::string& title, const 
   out += "</g>\n";
 }
 
+// ---- expert-load heatmap (MoE runs; grid and colour map in expert_load.h) --------------------
+
+constexpr double kHeatRowMaxH = 18, kHeatMinH = 120, kHeatMaxH = 1000;  // plot area height bounds
+constexpr double kHeatBelow = 114;  // x ticks, axis label, colour bar and caption below the frame
+constexpr double kColorbarW = 240, kColorbarH = 10;
+
+// Rows of at most 18 px; the plot area between 120 and 1000 px (rows >= 1 px up to 1000 rows).
+double heat_plot_height(size_t rows) {
+  return std::clamp(static_cast<double>(rows) * kHeatRowMaxH, kHeatMinH, kHeatMaxH);
+}
+
+double heat_panel_height(const ExpertLoadGrid& g) { return kPlotTop + heat_plot_height(g.rows.size()) + kHeatBelow; }
+
+// Column c spans its steps' cells: each step reaches halfway to its neighbours (the first and
+// last a half gap outwards), clipped to the x axis range.
+std::pair<double, double> column_span(const ExpertLoadGrid& g, size_t c, const Axis& x) {
+  const std::vector<int64_t>& s = g.steps;
+  const size_t n = s.size(), b = g.cols[c].first, e = g.cols[c].second;
+  const double half_first = n > 1 ? (s[1] - s[0]) / 2.0 : 1.0, half_last = n > 1 ? (s[n - 1] - s[n - 2]) / 2.0 : 1.0;
+  const double lo = b > 0 ? (s[b - 1] + s[b]) / 2.0 : s[0] - half_first;
+  const double hi = e < n ? (s[e - 1] + s[e]) / 2.0 : s[n - 1] + half_last;
+  return {std::clamp(lo, x.lo, x.hi), std::clamp(hi, x.lo, x.hi)};
+}
+
+void render_heatmap(std::string& out, double top, const ExpertLoadGrid& g, const Axis& x) {
+  const size_t rows = g.rows.size(), cols = g.cols.size();
+  const Frame fr{kLeft, top + kPlotTop, kWidth - kLeft - kRight, heat_plot_height(rows)};
+  const double row_h = fr.h / static_cast<double>(rows);
+  out += "<g class=\"panel\">\n";
+  draw_title(out, fr, top, "Expert load (tokens / mean)");
+  // Grey shows through where a cell has no finite load.
+  out += fmt::format("<rect class=\"missing\" x=\"{:.2f}\" y=\"{:.2f}\" width=\"{:.2f}\" height=\"{:.2f}\" "
+                     "fill=\"#e0e0e0\"/>\n",
+                     fr.x0, fr.y0, fr.w, fr.h);
+  out += "<g class=\"cells\" shape-rendering=\"crispEdges\">\n";
+  std::vector<std::pair<double, double>> px(cols);  // pixel [left, right) of each column
+  for (size_t c = 0; c < cols; ++c) {
+    const auto [lo, hi] = column_span(g, c, x);
+    px[c] = {fr.px(x, lo), fr.px(x, hi)};
+  }
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t c = 0; c < cols; ++c) {
+      const double v = g.at(r, c);
+      if (std::isnan(v)) continue;
+      out += fmt::format("<rect class=\"cell\" x=\"{:.2f}\" y=\"{:.2f}\" width=\"{:.2f}\" height=\"{:.2f}\" "
+                         "fill=\"{}\"/>\n",
+                         px[c].first, fr.y0 + r * row_h, px[c].second - px[c].first, row_h, expert_load_color(v));
+    }
+  out += "</g>\n";
+  // Layers: a separator above each but the first, a label at the middle of each (skipped where it
+  // would overlap the previous one).
+  double last_label = -INFINITY;
+  for (size_t r0 = 0; r0 < rows;) {
+    size_t r1 = r0;
+    while (r1 < rows && g.rows[r1].layer == g.rows[r0].layer) ++r1;
+    if (r0 > 0)
+      out += fmt::format("<line class=\"layer-sep\" x1=\"{:.2f}\" y1=\"{:.2f}\" x2=\"{:.2f}\" y2=\"{:.2f}\" "
+                         "stroke=\"#333\" stroke-width=\"0.8\"/>\n",
+                         fr.x0, fr.y0 + r0 * row_h, fr.x0 + fr.w, fr.y0 + r0 * row_h);
+    const double mid = fr.y0 + (r0 + r1) / 2.0 * row_h;
+    if (mid - last_label >= 13) {
+      out += fmt::format("<text class=\"layer-label\" x=\"{:.2f}\" y=\"{:.2f}\" text-anchor=\"end\" "
+                         "font-size=\"11\">layer {}</text>\n",
+                         fr.x0 - 6, mid + 4, g.rows[r0].layer);
+      last_label = mid;
+    }
+    r0 = r1;
+  }
+  draw_x_ticks(out, fr, x, /*grid=*/false);
+  draw_frame(out, fr);
+  draw_x_label(out, fr, x);
+  out += fmt::format("<text class=\"axis-label\" x=\"{0:.2f}\" y=\"{1:.2f}\" text-anchor=\"middle\" "
+                     "transform=\"rotate(-90 {0:.2f} {1:.2f})\">MoE layer, expert</text>\n",
+                     16.0, fr.y0 + fr.h / 2);
+
+  // Colour bar: the map as a gradient through the same stops, ticks at every stop.
+  const double cx = fr.x0, cy = fr.y0 + fr.h + 54;
+  out += "<defs><linearGradient id=\"moe-load-cmap\" x1=\"0\" y1=\"0\" x2=\"1\" y2=\"0\">";
+  for (const auto& [load, color] : expert_load_color_stops())
+    out += fmt::format("<stop offset=\"{:g}\" stop-color=\"{}\"/>", load / 2, color);
+  out += "</linearGradient></defs>\n";
+  out += fmt::format("<rect class=\"colorbar\" x=\"{:.2f}\" y=\"{:.2f}\" width=\"{:.2f}\" height=\"{:.2f}\" "
+                     "fill=\"url(#moe-load-cmap)\" stroke=\"#333\" stroke-width=\"0.6\"/>\n",
+                     cx, cy, kColorbarW, kColorbarH);
+  for (const auto& [load, color] : expert_load_color_stops()) {
+    const double tx = cx + load / 2 * kColorbarW;
+    out += fmt::format("<line x1=\"{0:.2f}\" y1=\"{1:.2f}\" x2=\"{0:.2f}\" y2=\"{2:.2f}\" stroke=\"#333\"/>\n", tx,
+                       cy + kColorbarH, cy + kColorbarH + 4);
+    out += fmt::format("<text class=\"colorbar-tick\" x=\"{:.2f}\" y=\"{:.2f}\" text-anchor=\"middle\">{}{:g}</text>\n",
+                       tx, cy + kColorbarH + 17, load >= 2 ? "\u2265" : "", load);
+  }
+  out += fmt::format("<text class=\"colorbar-label\" x=\"{:.2f}\" y=\"{:.2f}\">tokens routed / mean tokens per expert "
+                     "(linear, clamped at 2; grey: not logged)</text>\n",
+                     cx + kColorbarW + 14, cy + kColorbarH - 1);
+  const std::string row_note =
+      g.experts_per_row == 1 ? fmt::format("{} rows: one per expert, by layer then expert", rows)
+                             : fmt::format("{} rows: {} experts averaged per row (too many to draw one each)", rows,
+                                           g.experts_per_row);
+  const std::string col_note =
+      g.steps_per_col == 1 ? fmt::format("{} columns: one per logged step", cols)
+                           : fmt::format("{} columns: {} logged steps, up to {} averaged per column", cols,
+                                         g.steps.size(), g.steps_per_col);
+  out += fmt::format("<text class=\"caption\" x=\"{:.2f}\" y=\"{:.2f}\" fill=\"#555\">{}; {}</text>\n", cx,
+                     cy + kColorbarH + 40, row_note, col_note);
+  out += "</g>\n";
+}
+
+bool has_moe_series(const std::vector<MetricsRecord>& records) {
+  for (const MetricsRecord& r : records)
+    for (const char* f : {"moe_aux_loss", "moe_z_loss", "moe_max_load", "moe_dropped_frac"})
+      if (r.get(f)) return true;
+  return false;
+}
+
 }  // namespace
 
 std::string render_metrics_svg(const std::vector<MetricsRecord>& records, std::string_view title) {
@@ -243,7 +378,11 @@ std::string render_metrics_svg(const std::vector<MetricsRecord>& records, std::s
   }
   const Axis x = make_axis(static_cast<double>(first), static_cast<double>(last), /*integer=*/true);
 
-  const double height = kHeaderH + 3 * kPanelH;
+  // MoE runs: two more curve panels and the expert-load heatmap.
+  const ExpertLoadGrid grid = collect_expert_load(records);
+  const bool moe_curves = !grid.empty() || has_moe_series(records);
+  const double height =
+      kHeaderH + (moe_curves ? 5 : 3) * kPanelH + (grid.empty() ? 0.0 : heat_panel_height(grid));
   std::string out;
   out += "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
   out += fmt::format("<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"{0}\" height=\"{1}\" "
@@ -262,6 +401,17 @@ std::string render_metrics_svg(const std::vector<MetricsRecord>& records, std::s
   render_panel(out, kHeaderH + kPanelH, "Learning rate", "learning rate", {collect(records, "lr", "lr", "#2ca02c")}, x);
   render_panel(out, kHeaderH + 2 * kPanelH, "Throughput (tokens/s)", "tokens/s",
                {collect(records, "tokens_per_s", "tokens/s", "#9467bd")}, x);
+  if (moe_curves) {
+    render_panel(out, kHeaderH + 3 * kPanelH, "MoE losses", "loss (coefficient-weighted)",
+                 {collect(records, "moe_aux_loss", "aux loss", "#ff7f0e"),
+                  collect(records, "moe_z_loss", "z-loss", "#8c564b")},
+                 x);
+    render_panel(out, kHeaderH + 4 * kPanelH, "Expert load balance", "max load, dropped fraction",
+                 {collect(records, "moe_max_load", "max load", "#d62728"),
+                  collect(records, "moe_dropped_frac", "dropped", "#7f7f7f")},
+                 x);
+  }
+  if (!grid.empty()) render_heatmap(out, kHeaderH + 5 * kPanelH, grid, x);
   out += "</svg>\n";
   return out;
 }

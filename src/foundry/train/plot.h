@@ -3,6 +3,16 @@
 //   "Loss"                   loss (train) and valid_loss (when present) vs step
 //   "Learning rate"          lr vs step
 //   "Throughput (tokens/s)"  tokens_per_s vs step
+// and, for MoE runs (records with moe_load.L.E fields or the MoE curves; train/expert_load.h):
+//   "MoE losses"             moe_aux_loss and moe_z_loss vs step
+//   "Expert load balance"    moe_max_load and moe_dropped_frac vs step
+//   "Expert load (tokens / mean)"  (only with moe_load.L.E fields) a heatmap: one row per (layer,
+//                            expert), layer then expert, a label per layer and a line between
+//                            layers; one column per logged step on the shared step axis; each
+//                            <rect class="cell"> coloured by expert_load_color (blue 0, white 1,
+//                            red >= 2, linear); a colour bar and a caption saying how the grid was
+//                            binned (at most 1000 rows, 400 columns, 100k cells; rows 1..18 px, the
+//                            plot area 120..1000 px tall).
 // Each panel has a frame, 1-2-5 "nice" ticks with grid lines and labels, axis labels and one
 // <polyline class="series NAME"> per series with a point for every distinct step that has a
 // finite value (a step logged twice, e.g. by a resumed run, keeps its last record). A PNG is

@@ -15,6 +15,23 @@ int64_t valid_targets(const Batch& b) {
   for (int64_t i = 0; i < b.targets.numel(); ++i) n += t[i] != kIgnoreIndex;
   return n;
 }
+
+// Sums one microbatch's MoE statistics into the step's; losses enter with weight `loss_weight`.
+void accumulate_moe_stats(std::vector<MoELayerStats>& sum, const std::vector<MoELayerStats>& mb, double loss_weight) {
+  if (sum.empty()) {
+    sum = mb;
+    for (MoELayerStats& m : sum) m.aux_loss *= loss_weight, m.z_loss *= loss_weight;
+    return;
+  }
+  for (size_t i = 0; i < mb.size(); ++i) {
+    MoELayerStats& s = sum[i];
+    for (size_t e = 0; e < s.tokens_per_expert.size(); ++e) s.tokens_per_expert[e] += mb[i].tokens_per_expert[e];
+    s.routed += mb[i].routed;
+    s.dropped += mb[i].dropped;
+    s.aux_loss += loss_weight * mb[i].aux_loss;
+    s.z_loss += loss_weight * mb[i].z_loss;
+  }
+}
 }  // namespace
 
 StepStats train_step(Context& ctx, GPTModel& model, AdamW& optimizer, std::span<const Batch> microbatches,
@@ -23,6 +40,9 @@ StepStats train_step(Context& ctx, GPTModel& model, AdamW& optimizer, std::span<
   int64_t global_valid = 0;
   for (const Batch& b : microbatches) global_valid += valid_targets(b);
   model.params().zero_grad();
+  model.begin_global_batch();
+  const float aux_scale_before = ctx.aux_loss_scale;
+  ctx.aux_loss_scale = 1.f / static_cast<float>(microbatches.size());
   StepStats st;
   for (const Batch& b : microbatches) {
     GPTModel::Saved saved;
@@ -34,15 +54,20 @@ StepStats train_step(Context& ctx, GPTModel& model, AdamW& optimizer, std::span<
     st.loss += ce.loss;
     st.tokens += b.tokens.numel();
     model.backward(ctx, logits, b.layout, saved);
+    accumulate_moe_stats(st.moe, model.moe_stats(saved), ctx.aux_loss_scale);
   }
+  ctx.aux_loss_scale = aux_scale_before;
   const GradClip clip = clip_grad_norm(model.params(), clip_grad);
   st.grad_norm = clip.norm;
   st.applied = std::isfinite(st.loss) && std::isfinite(clip.norm);
   if (st.applied) optimizer.step(lr, clip.coefficient);
+  model.finish_optimizer_step(st.applied);
   return st;
 }
 
-double eval_loss(Context& ctx, const GPTModel& model, const Batch& batch) {
+double eval_loss(Context& train_ctx, const GPTModel& model, const Batch& batch) {
+  Context ctx = train_ctx;
+  ctx.training = false;
   GPTModel::Saved saved;
   Tensor logits = model.forward(ctx, batch.tokens, batch.layout, saved);
   return cross_entropy_fused({.logits = logits, .targets = batch.targets}).loss;

@@ -4,6 +4,9 @@
 // valid target token of the global batch, so accumulating k microbatches gives the same update
 // as one microbatch k times larger. A non-finite loss or gradient norm is never applied: the
 // step reports it and leaves parameters and optimizer state untouched.
+// MoE models (Megatron semantics): the auxiliary losses' gradients enter scaled by
+// 1 / num_microbatches (MoEAuxLossAutoScaler; ctx.aux_loss_scale), global_aux_loss counts span the
+// global batch, and the aux-loss-free expert bias is updated once per applied step.
 #pragma once
 
 #include <span>
@@ -19,12 +22,16 @@ struct StepStats {
   double grad_norm = 0.0;  // before clipping
   int64_t tokens = 0;      // tokens processed (all positions)
   bool applied = true;     // false when the loss or gradient was not finite
+  // MoE: per MoE layer, routing statistics summed over the microbatches (tokens per expert,
+  // routed and dropped selections) and auxiliary losses averaged over them.
+  std::vector<MoELayerStats> moe;
 };
 
 StepStats train_step(Context& ctx, GPTModel& model, AdamW& optimizer, std::span<const Batch> microbatches,
                      float lr, float clip_grad);
 
-// Mean cross-entropy of the model on one batch (forward only).
+// Mean cross-entropy of the model on one batch (forward only, in inference mode: no MoE
+// auxiliary losses or router statistics).
 double eval_loss(Context& ctx, const GPTModel& model, const Batch& batch);
 
 }  // namespace foundry

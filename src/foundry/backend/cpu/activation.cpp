@@ -1,4 +1,5 @@
 // CPU activations, SwiGLU and softmax.
+//   sigmoid(x)   = s(x),                    sigmoid'   = s(x) s(-x)  (= s (1 - s))
 //   silu(x)      = x s(x),                  silu'      = s (1 + x (1 - s))
 //   gelu_tanh(x) = x s(2u), u = c (x + 0.044715 x^3), c = sqrt(2/pi)
 //                  (0.5 (1 + tanh u) = s(2u), which keeps the negative tail accurate)
@@ -46,6 +47,10 @@ void activation_forward(const ActivationArgs& args) {
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
       for (int64_t i = 0; i < n; ++i) y[i] = x[i] * normal_cdf_f32(x[i]);
       break;
+    case Activation::sigmoid:
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+      for (int64_t i = 0; i < n; ++i) y[i] = sigmoid_f32(x[i]);
+      break;
   }
 }
 
@@ -80,6 +85,12 @@ void activation_backward(const ActivationArgs& args) {
         const float v = x[i];
         const float pdf = kInvSqrt2Pi * exp_f32(-0.5f * v * v);
         dx[i] = dy[i] * (normal_cdf_f32(v) + v * pdf);
+      }
+      break;
+    case Activation::sigmoid:
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+      for (int64_t i = 0; i < n; ++i) {
+        dx[i] = dy[i] * (sigmoid_f32(x[i]) * sigmoid_f32(-x[i]));  // 1 - s(x) = s(-x), no cancellation
       }
       break;
   }

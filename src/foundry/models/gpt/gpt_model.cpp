@@ -4,14 +4,21 @@
 
 namespace foundry {
 
-GPTConfig GPTModel::resolve(GPTConfig c) {
-  FOUNDRY_CHECK(c.vocab_size > 0, "model.vocab_size must be positive, got {}", c.vocab_size);
+bool GPTConfig::is_moe_layer(int64_t l) const {
+  if (num_moe_experts == 0) return false;
+  if (!moe_layer_pattern.empty()) return moe_layer_pattern[static_cast<size_t>(l)] != 0;
+  return l % moe_layer_freq == 0;
+}
+
+GPTConfig resolve_gpt_config(GPTConfig c, bool require_vocab) {
+  FOUNDRY_CHECK(c.vocab_size > 0 || (!require_vocab && c.vocab_size == 0),
+                "model.vocab_size must be positive, got {}", c.vocab_size);
   FOUNDRY_CHECK(c.hidden_size > 0, "model.hidden_size must be positive, got {}", c.hidden_size);
   FOUNDRY_CHECK(c.num_layers > 0, "model.num_layers must be positive, got {}", c.num_layers);
   FOUNDRY_CHECK(c.num_attention_heads > 0, "model.num_attention_heads must be positive, got {}",
                 c.num_attention_heads);
   if (c.num_query_groups == 0) c.num_query_groups = c.num_attention_heads;
-  FOUNDRY_CHECK(c.num_attention_heads % c.num_query_groups == 0,
+  FOUNDRY_CHECK(c.num_query_groups > 0 && c.num_attention_heads % c.num_query_groups == 0,
                 "model.num_attention_heads {} is not a multiple of model.num_query_groups {}",
                 c.num_attention_heads, c.num_query_groups);
   if (c.kv_channels == 0) {
@@ -21,11 +28,46 @@ GPTConfig GPTModel::resolve(GPTConfig c) {
     c.kv_channels = c.hidden_size / c.num_attention_heads;
   }
   if (c.ffn_hidden_size == 0) c.ffn_hidden_size = 4 * c.hidden_size;
+  FOUNDRY_CHECK(c.num_moe_experts >= 0, "model.num_moe_experts must be >= 0, got {}", c.num_moe_experts);
+  if (c.num_moe_experts == 0) return c;
+  if (c.moe_ffn_hidden_size == 0) c.moe_ffn_hidden_size = c.ffn_hidden_size;
+  FOUNDRY_CHECK(c.moe_ffn_hidden_size > 0, "model.moe_ffn_hidden_size must be positive, got {}", c.moe_ffn_hidden_size);
+  FOUNDRY_CHECK(c.moe_layer_freq > 0, "model.moe_layer_freq must be positive, got {}", c.moe_layer_freq);
+  if (!c.moe_layer_pattern.empty()) {
+    FOUNDRY_CHECK(static_cast<int64_t>(c.moe_layer_pattern.size()) == c.num_layers,
+                  "model.moe_layer_freq: the pattern has {} entries, model.num_layers is {}", c.moe_layer_pattern.size(),
+                  c.num_layers);
+    for (int64_t v : c.moe_layer_pattern)
+      FOUNDRY_CHECK(v == 0 || v == 1, "model.moe_layer_freq: pattern entries must be 0 (dense) or 1 (MoE), got {}", v);
+  }
+  FOUNDRY_CHECK(c.moe_shared_expert_intermediate_size >= 0,
+                "model.moe_shared_expert_intermediate_size must be >= 0, got {}", c.moe_shared_expert_intermediate_size);
+  FOUNDRY_CHECK(!c.moe_shared_expert_gate || c.moe_shared_expert_intermediate_size > 0,
+                "model.moe_shared_expert_gate needs model.moe_shared_expert_intermediate_size > 0");
+  RouterConfig router = moe_router_config(c);
+  try {
+    router.validate();
+  } catch (const Error& e) {
+    FOUNDRY_FAIL("model: MoE router settings: {}", e.what());
+  }
   return c;
 }
 
+RouterConfig moe_router_config(const GPTConfig& c) {
+  return {.hidden = c.hidden_size, .num_experts = c.num_moe_experts, .topk = c.moe_router_topk,
+          .score_function = c.moe_router_score_function, .pre_softmax = c.moe_router_pre_softmax,
+          .num_groups = c.moe_router_num_groups, .group_topk = c.moe_router_group_topk,
+          .topk_scaling_factor = c.moe_router_topk_scaling_factor,
+          .enable_expert_bias = c.moe_router_enable_expert_bias,
+          .bias_update_rate = c.moe_router_bias_update_rate,
+          .load_balancing_type = c.moe_router_load_balancing_type, .aux_loss_coeff = c.moe_aux_loss_coeff,
+          .z_loss_coeff = c.moe_z_loss_coeff, .capacity_factor = c.moe_expert_capacity_factor,
+          .drop_policy = c.moe_token_drop_policy, .pad_to_capacity = c.moe_pad_expert_input_to_capacity,
+          .init = Init::normal(c.init_method_std)};
+}
+
 GPTModel::GPTModel(const GPTConfig& config, uint64_t seed)
-    : cfg_(resolve(config)),
+    : cfg_(resolve_gpt_config(config)),
       embedding_({.vocab = cfg_.vocab_size, .hidden = cfg_.hidden_size,
                   .init = Init::normal(cfg_.init_method_std)}),
       final_layernorm_({.hidden = cfg_.hidden_size, .eps = cfg_.layernorm_epsilon}),
@@ -45,7 +87,19 @@ GPTModel::GPTModel(const GPTConfig& config, uint64_t seed)
               .init_std = cfg_.init_method_std, .output_init_std = output_std},
       .norm_eps = cfg_.layernorm_epsilon};
   layers_.reserve(static_cast<size_t>(cfg_.num_layers));
-  for (int64_t l = 0; l < cfg_.num_layers; ++l) layers_.emplace_back(layer);
+  for (int64_t l = 0; l < cfg_.num_layers; ++l) {
+    if (!cfg_.is_moe_layer(l)) {
+      layers_.emplace_back(layer);
+      continue;
+    }
+    auto moe = std::make_unique<MoELayer>(MoELayer::Config{
+        .router = moe_router_config(cfg_), .moe_ffn_hidden_size = cfg_.moe_ffn_hidden_size,
+        .shared_expert_ffn = cfg_.moe_shared_expert_intermediate_size,
+        .shared_expert_gate = cfg_.moe_shared_expert_gate, .init_std = cfg_.init_method_std,
+        .output_init_std = output_std});
+    moe_layers_.emplace_back(l, moe.get());
+    layers_.emplace_back(layer, std::move(moe));
+  }
 
   embedding_.register_params(table_, "embedding.word_embeddings");
   for (int64_t l = 0; l < cfg_.num_layers; ++l)
@@ -76,8 +130,10 @@ KVCache GPTModel::make_kv_cache(int64_t batch, int64_t max_len) const {
   return KVCache(cfg_.num_layers, batch, max_len, cfg_.num_query_groups, cfg_.kv_channels);
 }
 
-Tensor GPTModel::forward_inference(Context& ctx, const Tensor& tokens, KVCache& cache,
+Tensor GPTModel::forward_inference(Context& train_ctx, const Tensor& tokens, KVCache& cache,
                                    bool last_only) const {
+  Context ctx = train_ctx;  // inference: no MoE router statistics or auxiliary losses
+  ctx.training = false;
   FOUNDRY_CHECK(tokens.ndim() == 2 && tokens.dtype() == DType::i32,
                 "GPTModel::forward_inference: tokens must be i32 (B, Tq), got {}", tokens.str());
   const int64_t B = tokens.size(0), Tq = tokens.size(1), past = cache.length();
@@ -111,11 +167,48 @@ double GPTModel::training_flops_per_token(int64_t seq_length) const {
   const double H = static_cast<double>(cfg_.hidden_size), V = static_cast<double>(cfg_.vocab_size);
   const double NH = static_cast<double>(cfg_.num_attention_heads);
   const double NKV = static_cast<double>(cfg_.num_query_groups);
-  const double HD = static_cast<double>(cfg_.kv_channels), F = static_cast<double>(cfg_.ffn_hidden_size);
-  const double L = static_cast<double>(cfg_.num_layers), S = static_cast<double>(seq_length);
-  const double per_layer = H * (NH + 2 * NKV) * HD + NH * HD * H + H * 2 * F + F * H;
-  const double matmul_params = L * per_layer + V * H;
+  const double HD = static_cast<double>(cfg_.kv_channels), S = static_cast<double>(seq_length);
+  const double L = static_cast<double>(cfg_.num_layers);
+  // SwiGLU: fc1 (2F, H) + fc2 (H, F) = 3 H F per token.
+  const double dense_mlp = 3 * H * static_cast<double>(cfg_.ffn_hidden_size);
+  const double moe_mlp = 3 * H * (static_cast<double>(cfg_.moe_router_topk * cfg_.moe_ffn_hidden_size) +
+                                  static_cast<double>(cfg_.moe_shared_expert_intermediate_size));
+  double matmul_params = V * H;
+  for (int64_t l = 0; l < cfg_.num_layers; ++l)
+    matmul_params += H * (NH + 2 * NKV) * HD + NH * HD * H + (cfg_.is_moe_layer(l) ? moe_mlp : dense_mlp);
   return 6.0 * matmul_params + 6.0 * L * S * NH * HD;
+}
+
+std::vector<MoELayerStats> GPTModel::moe_stats(const Saved& s) const {
+  std::vector<MoELayerStats> out;
+  for (const auto& [l, moe] : moe_layers_) {
+    const auto* st = dynamic_cast<const MoELayer::Saved*>(s.layers.at(static_cast<size_t>(l)).mlp.get());
+    FOUNDRY_CHECK(st != nullptr, "GPTModel::moe_stats: layer {} has no MoE forward state", l);
+    MoELayerStats m{.layer = l, .tokens_per_expert = {}, .aux_loss = st->routing.aux_loss, .z_loss = st->routing.z_loss};
+    const Tensor& n = st->routing.tokens_per_expert;
+    m.tokens_per_expert.assign(n.ptr<int64_t>(), n.ptr<int64_t>() + n.numel());
+    m.routed = static_cast<int64_t>(st->router.idx.size());
+    for (uint8_t k : st->router.kept) m.dropped += k == 0;
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+double GPTModel::moe_aux_loss(const Saved& s) const {
+  double sum = 0;
+  for (const MoELayerStats& m : moe_stats(s)) sum += m.aux_loss + m.z_loss;
+  return sum;
+}
+
+void GPTModel::begin_global_batch() {
+  for (const auto& [l, moe] : moe_layers_) moe->router.reset_global_aux();
+}
+
+void GPTModel::finish_optimizer_step(bool applied) {
+  for (const auto& [l, moe] : moe_layers_) {
+    if (applied) moe->router.update_expert_bias();  // clears the counts
+    else moe->router.local_tokens_per_expert.zero_();
+  }
 }
 
 }  // namespace foundry

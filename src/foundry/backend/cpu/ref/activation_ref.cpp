@@ -22,6 +22,7 @@ double act(Activation kind, double x) {
     case Activation::silu: return x * sigmoid(x);
     case Activation::gelu_tanh: return x * gelu_tanh_gate(x);
     case Activation::gelu_erf: return x * gelu_erf_gate(x);
+    case Activation::sigmoid: return sigmoid(x);
   }
   return 0;
 }
@@ -41,6 +42,10 @@ double act_grad(Activation kind, double x) {
     }
     case Activation::gelu_erf:
       return gelu_erf_gate(x) + x * std::exp(-0.5 * x * x) / std::sqrt(2.0 * std::numbers::pi);
+    case Activation::sigmoid: {
+      const double s = sigmoid(x);
+      return s * (1.0 - s);
+    }
   }
   return 0;
 }
