@@ -122,6 +122,32 @@ TEST(Checkpoint, RoundTripIsBitIdenticalAndTrainingResumesIdentically) {
   EXPECT_TRUE(bytes_equal(d.model.params().param(0).value, c.model.params().param(0).value));
 }
 
+// Buffers (the MoE router's expert bias) are saved and loaded with the parameters; a model
+// without them refuses the checkpoint, naming the buffer.
+TEST(Checkpoint, BuffersRoundTripAndMismatchesNameThem) {
+  GPTConfig moe = tiny();
+  moe.num_moe_experts = 4;
+  moe.moe_ffn_hidden_size = 16;
+  moe.moe_router_score_function = "sigmoid";
+  moe.moe_router_enable_expert_bias = true;
+  Trained a(3, 2, moe);
+  const Tensor& bias = a.model.moe_layers()[0].second->router.expert_bias;
+  ASSERT_EQ(a.model.params().num_buffers(), 2);
+  const std::string dir = save_checkpoint(contents(a, 2), scratch_dir());
+  Trained b(4, 0, moe);
+  load_checkpoint(dir, b.model.params(), &b.opt);
+  EXPECT_TRUE(identical(a, b));
+  for (int i = 0; i < 2; ++i) EXPECT_TRUE(bytes_equal(a.model.params().buffer(i), b.model.params().buffer(i)));
+  float moved = 0;
+  for (float v : bias.to_vector()) moved += std::abs(v);
+  EXPECT_GT(moved, 0.f);  // the bias did move in two steps, so the comparison above means something
+  GPTConfig no_bias = moe;
+  no_bias.moe_router_enable_expert_bias = false;
+  Trained c(4, 0, no_bias);
+  EXPECT_ERROR_MENTIONS(load_checkpoint(dir, c.model.params()), "decoder.layers.0.mlp.router.expert_bias",
+                        "does not have");
+}
+
 TEST(Checkpoint, LargeModelsAreShardedWithAnIndex) {
   const std::string root = scratch_dir();
   Trained a(1, 1);

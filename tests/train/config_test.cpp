@@ -1,5 +1,7 @@
 #include "foundry/train/config.h"
 
+#include <filesystem>
+
 #include "testing.h"
 
 namespace foundry {
@@ -41,9 +43,69 @@ TEST(RunConfig, WrongTypesAndImpossibleValuesNameTheKey) {
             std::string::npos);
 }
 
+TEST(RunConfig, MoEKeys) {
+  RunConfig c = RunConfig::parse(
+      "model:\n  num_moe_experts: 8\n  moe_router_topk: 2\n  moe_ffn_hidden_size: 64\n"
+      "  moe_layer_freq: 2\n  moe_aux_loss_coeff: 1.0e-2\n  moe_router_load_balancing_type: aux_loss\n",
+      "r.yaml");
+  EXPECT_EQ(c.model.num_moe_experts, 8);
+  EXPECT_EQ(c.model.moe_layer_freq, 2);
+  EXPECT_TRUE(c.model.moe_layer_pattern.empty());
+  EXPECT_EQ(c.model.moe_aux_loss_coeff, std::vector<float>{1e-2f});
+  EXPECT_EQ(c.model.moe_router_load_balancing_type, std::vector<std::string>{"aux_loss"});
+  // Lists, and Megatron's pattern string for moe_layer_freq.
+  c.apply_override("model.num_layers=4");
+  c.apply_override("model.moe_layer_freq=[0, 1, 1, 1]");
+  EXPECT_EQ(c.model.moe_layer_pattern, (std::vector<int64_t>{0, 1, 1, 1}));
+  c.apply_override("model.moe_layer_freq=([0]*2+[1]*2)");
+  EXPECT_EQ(c.model.moe_layer_pattern, (std::vector<int64_t>{0, 0, 1, 1}));
+  c.apply_override("model.moe_layer_freq=\"[1,0]*2\"");
+  EXPECT_EQ(c.model.moe_layer_pattern, (std::vector<int64_t>{1, 0, 1, 0}));
+  c.apply_override("model.moe_router_load_balancing_type=[seq_aux_loss, aux_loss]");
+  c.apply_override("model.moe_aux_loss_coeff=[1e-4, 1e-2]");
+  EXPECT_EQ(c.model.moe_aux_loss_coeff, (std::vector<float>{1e-4f, 1e-2f}));
+  // The printed recipe reads back to the same settings.
+  const RunConfig again = RunConfig::parse(c.to_yaml(), "printed");
+  EXPECT_EQ(again.model.moe_layer_pattern, c.model.moe_layer_pattern);
+  EXPECT_EQ(again.model.moe_aux_loss_coeff, c.model.moe_aux_loss_coeff);
+  EXPECT_EQ(again.model.moe_router_load_balancing_type, c.model.moe_router_load_balancing_type);
+  c.apply_override("model.moe_layer_freq=3");
+  EXPECT_TRUE(c.model.moe_layer_pattern.empty());
+  EXPECT_EQ(RunConfig::parse(c.to_yaml(), "printed").model.moe_layer_freq, 3);
+}
+
+TEST(RunConfig, MoEMistakesNameTheKey) {
+  const std::string moe = "model:\n  num_layers: 4\n  num_moe_experts: 8\n";
+  EXPECT_ERROR_MENTIONS(RunConfig::parse(moe + "  moe_layer_freq: \"[0]*3+\"\n", "r.yaml"), "model.moe_layer_freq",
+                        "[0]*3+");
+  EXPECT_ERROR_MENTIONS(RunConfig::parse(moe + "  moe_layer_freq: [0, 1]\n", "r.yaml"), "model.moe_layer_freq",
+                        "2 entries");
+  EXPECT_ERROR_MENTIONS(RunConfig::parse(moe + "  moe_router_topk: 9\n", "r.yaml"), "model: MoE router settings");
+  EXPECT_ERROR_MENTIONS(RunConfig::parse(moe + "  moe_router_score_function: tanh\n", "r.yaml"), "tanh");
+  EXPECT_ERROR_MENTIONS(RunConfig::parse(moe + "  moe_aux_loss_coeff: lots\n", "r.yaml"), "model.moe_aux_loss_coeff",
+                        "lots");
+  EXPECT_ERROR_MENTIONS(RunConfig::parse(moe + "  moe_shared_expert_gate: true\n", "r.yaml"),
+                        "model.moe_shared_expert_gate");
+  EXPECT_ERROR_MENTIONS(RunConfig::parse("model:\n  num_moe_experts: -1\n", "r.yaml"), "model.num_moe_experts");
+}
+
+TEST(RunConfig, EveryShippedRecipeParsesAndValidates) {
+  namespace fs = std::filesystem;
+  int n = 0;
+  for (const auto& e : fs::recursive_directory_iterator(std::string(FOUNDRY_SOURCE_DIR) + "/configs")) {
+    if (e.path().extension() != ".yaml") continue;
+    SCOPED_TRACE(e.path().string());
+    const RunConfig c = RunConfig::load(e.path().string());
+    EXPECT_NO_THROW(resolve_gpt_config(c.model, /*require_vocab=*/false));
+    ++n;
+  }
+  EXPECT_GE(n, 8);
+}
+
 TEST(RunConfig, EmbeddedDefaultAndShippedRecipesParse) {
   RunConfig d = RunConfig::parse(default_recipe_yaml(), "default");
   EXPECT_GT(d.train.train_iters, 0);
+  EXPECT_EQ(d.model.num_moe_experts, 8);  // the default is a small Mixtral-style MoE
   RunConfig b = RunConfig::load(std::string(FOUNDRY_SOURCE_DIR) + "/configs/bench/dense-small.yaml");
   EXPECT_EQ(b.model.hidden_size, 512);
   EXPECT_EQ(b.model.vocab_size, 32768);

@@ -66,6 +66,46 @@ void expect_bit_identical_resume(const std::vector<std::string>& extra, const st
 
 TEST(Trainer, ResumeIsBitIdenticalOnSyntheticData) { expect_bit_identical_resume({}, "mock"); }
 
+// DeepSeek-style routing: the expert bias (a buffer, updated every step) must round-trip through the
+// checkpoint, or the resumed run would route differently.
+const std::vector<std::string> kMoEOverrides = {
+    "model.num_moe_experts=8", "model.moe_router_topk=2", "model.moe_ffn_hidden_size=16",
+    "model.moe_layer_freq=[0, 1]", "model.moe_router_score_function=sigmoid",
+    "model.moe_router_enable_expert_bias=true", "model.moe_router_bias_update_rate=1e-2",
+    "model.moe_router_num_groups=4", "model.moe_router_group_topk=2", "model.moe_router_topk_scaling_factor=2.5",
+    "model.moe_shared_expert_intermediate_size=16", "model.moe_shared_expert_gate=true",
+    "model.moe_router_load_balancing_type=[seq_aux_loss, global_aux_loss]", "model.moe_aux_loss_coeff=[1e-3, 1e-2]",
+    "model.moe_z_loss_coeff=1e-3", "model.moe_input_jitter_eps=0.01"};
+
+TEST(Trainer, MoEResumeIsBitIdentical) { expect_bit_identical_resume(kMoEOverrides, "moe"); }
+
+TEST(Trainer, MoEMetricsAreLogged) {
+  const std::string out = scratch("moe_metrics");
+  auto t = make_trainer(tiny_run(out, kMoEOverrides));
+  t->train();
+  const Tensor& bias = t->model().moe_layers().at(0).second->router.expert_bias;
+  float moved = 0;
+  for (float b : bias.to_vector()) moved += std::abs(b);
+  EXPECT_GT(moved, 0.f);  // six updates of +-1e-2 (or 0) per expert
+  const std::vector<MetricsRecord> records = read_metrics(out + "/metrics.jsonl");
+  int logged = 0;
+  for (const MetricsRecord& r : records) {
+    if (!r.get("loss")) continue;
+    ++logged;
+    ASSERT_TRUE(r.get("moe_aux_loss") && r.get("moe_z_loss") && r.get("moe_max_load") && r.get("moe_dropped_frac"));
+    EXPECT_GT(*r.get("moe_aux_loss"), 0);
+    EXPECT_EQ(*r.get("moe_dropped_frac"), 0);  // dropless
+    double mean = 0;
+    for (int e = 0; e < 8; ++e) {
+      ASSERT_TRUE(r.get("moe_load.1." + std::to_string(e))) << e;
+      mean += *r.get("moe_load.1." + std::to_string(e)) / 8;
+    }
+    EXPECT_NEAR(mean, 1.0, 1e-12);  // loads are relative to the layer's mean
+    EXPECT_FALSE(r.get("moe_load.0.0"));  // layer 0 is dense
+  }
+  EXPECT_GE(logged, 3);
+}
+
 TEST(Trainer, ResumeIsBitIdenticalOnPreparedText) {
   const std::string dir = scratch("text_corpus");
   {

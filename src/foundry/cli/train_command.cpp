@@ -39,9 +39,12 @@ void run_train(const TrainOptions& o) {
   TrainingData data = build_training_data(cfg, stdout);
   Trainer trainer(cfg, std::move(data.data), data.tokenizer);
   const TrainConfig& t = cfg.train;
-  std::printf("foundry train: recipe %s | %lld parameters | %d threads | %lld steps x %lld sequences x %lld tokens\n"
+  const ParameterCount count = count_parameters(trainer.model().config());
+  const std::string active =
+      count.active == count.total ? "" : fmt::format(" ({} active per token)", count.active);
+  std::printf("foundry train: recipe %s | %lld parameters%s | %d threads | %lld steps x %lld sequences x %lld tokens\n"
               "data: %s\noutput: %s\n",
-              recipe.c_str(), static_cast<long long>(trainer.model().params().numel()), num_threads(),
+              recipe.c_str(), static_cast<long long>(trainer.model().params().numel()), active.c_str(), num_threads(),
               static_cast<long long>(t.train_iters), static_cast<long long>(t.micro_batch_size * t.num_microbatches()),
               static_cast<long long>(t.seq_length), data.description.c_str(), t.output_dir.c_str());
   std::fflush(stdout);

@@ -97,7 +97,7 @@ std::vector<int64_t> parse_layer_pattern(std::string text, const std::string& ke
     if (i < text.size() && text[i] == '*') ++i, repeat = number();
     for (int64_t r = 0; r < repeat; ++r) out.insert(out.end(), term.begin(), term.end());
     if (i < text.size()) {
-      if (text[i] != '+') fail();
+      if (text[i] != '+' || i + 1 == text.size()) fail();  // a '+' needs a term after it
       ++i;
     }
   }

@@ -53,6 +53,29 @@ GPTConfig resolve_gpt_config(GPTConfig c, bool require_vocab) {
   return c;
 }
 
+ParameterCount count_parameters(const GPTConfig& c) {
+  const int64_t H = c.hidden_size, V = c.vocab_size;
+  const int64_t attention = H * (c.num_attention_heads + 2 * c.num_query_groups) * c.kv_channels +
+                            c.num_attention_heads * c.kv_channels * H;
+  const int64_t norms = 2 * H;  // input_layernorm, pre_mlp_layernorm
+  const int64_t expert = 3 * H * c.moe_ffn_hidden_size;  // fc1 (2F, H) + fc2 (H, F)
+  const int64_t shared = 3 * H * c.moe_shared_expert_intermediate_size + (c.moe_shared_expert_gate ? H : 0);
+  const int64_t router = c.num_moe_experts * H;
+  ParameterCount n;
+  n.total = n.active = V * H + H + (c.share_embeddings_and_output_weights ? 0 : V * H);  // embedding, final norm, head
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    const int64_t common = attention + norms;
+    if (c.is_moe_layer(l)) {
+      n.total += common + router + c.num_moe_experts * expert + shared;
+      n.active += common + router + c.moe_router_topk * expert + shared;
+    } else {
+      n.total += common + 3 * H * c.ffn_hidden_size;
+      n.active += common + 3 * H * c.ffn_hidden_size;
+    }
+  }
+  return n;
+}
+
 RouterConfig moe_router_config(const GPTConfig& c) {
   return {.hidden = c.hidden_size, .num_experts = c.num_moe_experts, .topk = c.moe_router_topk,
           .score_function = c.moe_router_score_function, .pre_softmax = c.moe_router_pre_softmax,

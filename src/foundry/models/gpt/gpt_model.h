@@ -66,6 +66,15 @@ GPTConfig resolve_gpt_config(GPTConfig c, bool require_vocab = true);
 // The router settings of a resolved config's MoE layers.
 RouterConfig moe_router_config(const GPTConfig& c);
 
+// Parameter counts of a resolved config, without building the model: every parameter, and those
+// one token uses (MoE layers: the router, topk routed experts and the shared experts). Equal to
+// GPTModel::params().numel() for `total`.
+struct ParameterCount {
+  int64_t total = 0;
+  int64_t active = 0;
+};
+ParameterCount count_parameters(const GPTConfig& resolved);
+
 // Routing statistics of one MoE layer's forward (GPTModel::moe_stats).
 struct MoELayerStats {
   int64_t layer = 0;                       // decoder layer index
