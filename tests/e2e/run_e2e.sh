@@ -23,6 +23,8 @@ grep -q 'validation loss' "$work/train.log" || fail "no evaluation line"
 grep -q 'saved checkpoint .*iter_0000020' "$work/train.log" || fail "no final checkpoint"
 grep -q 'tokens/s decode' "$work/train.log" || fail "no sample printed"
 test -s "$run/metrics.jsonl" || fail "no metrics.jsonl"
+grep -q '| aux loss .* | max load .* | dropped' "$work/train.log" || fail "no MoE routing statistics in the log line"
+grep -q '"moe_load.3.7"' "$run/metrics.jsonl" || fail "no per-expert load in metrics.jsonl"
 ls "$run"/events.out.tfevents.* >/dev/null || fail "no TensorBoard events"
 
 # 2. A new process resumes from the latest checkpoint and continues to step 30.
@@ -61,6 +63,15 @@ printf '{"text": "hello world"}\n{"text": "a second document"}\n' >"$work/docs.j
 "$foundry" info "$work/docs" | grep -q '2 documents' || fail "preprocessed dataset: $("$foundry" info "$work/docs")"
 "$foundry" plot "$run" --no-png >/dev/null
 grep -q '<svg' "$run/metrics.svg" || fail "plot wrote no SVG"
+grep -qF 'Expert load (tokens / mean)' "$run/metrics.svg" || fail "plot drew no expert-load heatmap"
+
+# 4b. The tiny MoE recipes train (synthetic data, 3 steps each).
+for recipe in mixtral-tiny qwen3-moe-tiny deepseek-v3-tiny; do
+  "$foundry" train "$src/configs/moe/$recipe.yaml" data.mock_data=true model.vocab_size=256 train.train_iters=3 \
+    train.log_interval=1 train.eval_interval=0 train.micro_batch_size=2 train.seq_length=64 \
+    train.output_dir="$work/$recipe" --sample-tokens 0 >"$work/$recipe.log" || fail "$recipe: $(tail -3 "$work/$recipe.log")"
+  grep -q '^step  *3/3 .*aux loss' "$work/$recipe.log" || fail "$recipe did not train: $(tail -3 "$work/$recipe.log")"
+done
 
 # 5. Bad input: non-zero exit and one line "foundry: error: ..." naming the culprit.
 expect_error() {  # expect_error PATTERN COMMAND...
