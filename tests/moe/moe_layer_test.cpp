@@ -72,6 +72,34 @@ TEST(MoELayer, ForwardEqualsTheTokenByTokenSum) {
   EXPECT_EQ(routed, 11 * 2);
 }
 
+// With a capacity, dropped token-expert pairs contribute nothing: the output is the token-by-token
+// sum over the kept pairs only, and a token dropped by all its experts gets exactly zero.
+TEST(MoELayer, DroppedTokensContributeZero) {
+  for (const char* policy : {"probs", "position"}) {
+    MoELayer::Config c = config(0);
+    c.router.capacity_factor = 0.25f;  // C = ceil(23 * 2 / 5 * 0.25) = 3: 15 slots for 23 tokens
+    c.router.drop_policy = policy;
+    MoELayer moe(c);
+    ParamTable table;
+    moe.register_params(table, "mlp");
+    table.allocate(3);
+    Context ctx;
+    Tensor x = randn({23, 16}, 7);
+    MoELayer::Saved s;
+    const Tensor y = moe.forward(ctx, x, 23, s);
+    EXPECT_TRUE(testing::allclose(y, naive_output(moe, x, s.routing), 1e-5, 1e-6)) << policy;
+    int64_t dropped_tokens = 0;
+    for (int64_t t = 0; t < 23; ++t) {
+      bool routed = false;
+      for (int64_t e = 0; e < 5; ++e) routed |= s.routing.routing_map.ptr<uint8_t>()[t * 5 + e] != 0;
+      if (routed) continue;
+      ++dropped_tokens;
+      for (int64_t h = 0; h < 16; ++h) EXPECT_EQ(y.ptr<float>()[t * 16 + h], 0.f) << policy << " token " << t;
+    }
+    EXPECT_GT(dropped_tokens, 0) << policy;  // the capacity is tight enough to drop whole tokens
+  }
+}
+
 // The gated shared expert adds sigmoid(x g^T) * SharedMLP(x) to the routed output.
 TEST(MoELayer, GatedSharedExpertScalesTheSharedMLPPerToken) {
   Layer l(8, true);
