@@ -100,6 +100,30 @@ TEST(MoELayer, DroppedTokensContributeZero) {
   }
 }
 
+// As a FeedForward (inside TransformerLayer) the sequence length comes from the layout; packed
+// sequences have no common length, so seq_aux_loss refuses them in training (evaluation is fine).
+TEST(MoELayer, FeedForwardTakesTheSequenceLengthFromTheLayout) {
+  MoELayer::Config c = config(0);
+  c.router.load_balancing_type = {"seq_aux_loss"};
+  MoELayer moe(c);
+  ParamTable table;
+  moe.register_params(table, "mlp");
+  table.allocate(3);
+  Context ctx;
+  Tensor x = randn({12, 16}, 8);
+  MoELayer::Saved direct;
+  const Tensor y = moe.forward(ctx, x, 4, direct);
+  FeedForward& ffn = moe;
+  const std::unique_ptr<FeedForward::State> st = ffn.new_state();
+  const Tensor y2 = ffn.forward(ctx, x, SequenceLayout::uniform(3, 4), *st);
+  EXPECT_TRUE(testing::allclose(y, y2, 0, 0));
+  EXPECT_EQ(static_cast<const MoELayer::Saved&>(*st).routing.aux_loss, direct.routing.aux_loss);
+  const SequenceLayout packed = SequenceLayout::packed({0, 5, 12});
+  EXPECT_ERROR_MENTIONS(ffn.forward(ctx, x, packed, *ffn.new_state()), "seq_aux_loss", "packed");
+  ctx.training = false;
+  EXPECT_NO_THROW(ffn.forward(ctx, x, packed, *ffn.new_state()));
+}
+
 // The gated shared expert adds sigmoid(x g^T) * SharedMLP(x) to the routed output.
 TEST(MoELayer, GatedSharedExpertScalesTheSharedMLPPerToken) {
   Layer l(8, true);

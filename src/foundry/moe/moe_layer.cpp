@@ -39,7 +39,7 @@ Tensor MoELayer::forward(Context& ctx, const Tensor& x, const SequenceLayout& se
   int64_t seq_length = 0;  // 0: the router treats all rows as one sequence
   if (!seq.cu_seqlens.defined()) {
     seq_length = x.size(0) / seq.batch;
-  } else {
+  } else if (ctx.training) {  // the losses are computed in training forwards only
     for (const std::string& type : cfg.router.load_balancing_type)
       FOUNDRY_CHECK(type != "seq_aux_loss",
                     "MoELayer: seq_aux_loss needs equal-length sequences; packed sequences are not supported");
