@@ -1,5 +1,11 @@
 #include "foundry/nn/attention.h"
 
+#include <algorithm>
+#include <cmath>
+
+#include "foundry/ops/attention.h"
+#include "foundry/ops/layout.h"
+#include "foundry/ops/rope.h"
 #include "module_check.h"
 
 namespace foundry {
@@ -59,6 +65,126 @@ TEST(AttentionModule, PackedDocumentsEqualSeparateRuns) {
   Tensor b = f.attn.forward(ctx, x.slice(4, 9).clone(), SequenceLayout::uniform(1, 5), s_b);
   EXPECT_TRUE(testing::allclose(packed.slice(0, 4), a, 1e-5, 1e-6));
   EXPECT_TRUE(testing::allclose(packed.slice(4, 9), b, 1e-5, 1e-6));
+}
+
+// qk_layernorm (Megatron-Core; Hugging Face Qwen3 q_norm / k_norm): RMSNorm over HD on each q and
+// k head, before RoPE. The norm weights get non-trivial values so a swapped or missing weight shows.
+struct QkNormFixture : AttentionFixture {
+  explicit QkNormFixture(Attention::Config c) : AttentionFixture(c) {
+    const int64_t HD = attn.cfg.head_dim;
+    std::copy_n(testing::randu({HD}, 31, 0.5f, 1.5f).ptr<float>(), HD, attn.q_layernorm.weight.value.ptr<float>());
+    std::copy_n(testing::randu({HD}, 32, 0.5f, 1.5f).ptr<float>(), HD, attn.k_layernorm.weight.value.ptr<float>());
+  }
+};
+
+TEST(AttentionModule, QkLayernormRegistersHeadDimNormsWithoutWeightDecay) {
+  AttentionFixture off({.hidden = 16, .num_heads = 4, .num_kv_heads = 2});
+  AttentionFixture on({.hidden = 16, .num_heads = 4, .num_kv_heads = 2, .qk_layernorm = true});
+  EXPECT_EQ(on.table.numel(), off.table.numel() + 2 * 4);
+  for (const char* name : {"self_attention.q_layernorm.weight", "self_attention.k_layernorm.weight"}) {
+    const Param& p = on.table.at(name);
+    EXPECT_EQ(p.value.shape(), Shape({4}));
+    EXPECT_TRUE(testing::allclose(p.value, Tensor::full({4}, 1.f), 0, 0));  // init ones
+    for (int i = 0; i < on.table.size(); ++i)
+      if (on.table.spec(i).name == name) EXPECT_FALSE(on.table.spec(i).weight_decay);
+  }
+  EXPECT_THROW(off.table.at("self_attention.q_layernorm.weight"), Error);
+}
+
+TEST(AttentionModule, QkLayernormEqualsAttentionOnNaivelyNormalisedQk) {
+  const int64_t T = 7, NH = 4, NKV = 2, HD = 6;
+  const float eps = 1e-3f;
+  QkNormFixture f({.hidden = 12, .num_heads = NH, .num_kv_heads = NKV, .head_dim = HD,
+                   .init_std = 0.5f, .output_init_std = 0.3f, .qk_layernorm = true,
+                   .qk_layernorm_eps = eps});
+  Context ctx;
+  const SequenceLayout seq = SequenceLayout::uniform(1, T);
+  Tensor x = randn({T, 12}, 5);
+  Attention::Saved s;
+  Tensor y = f.attn.forward(ctx, x, seq, s);
+
+  // Reference: split, normalise every head in double, then RoPE, attention and projection.
+  Linear::Saved unused;
+  Tensor qkv = f.attn.linear_qkv.forward(ctx, x, unused);
+  Tensor q = Tensor::empty({T, NH, HD}), k = Tensor::empty({T, NKV, HD}), v = Tensor::empty({T, NKV, HD});
+  qkv_split_forward({.num_heads = NH, .num_kv_heads = NKV, .qkv = qkv, .q = q, .k = k, .v = v});
+  auto normalise = [&](Tensor& t, const Tensor& w) {  // t (rows, HD) in place
+    float* p = t.ptr<float>();
+    const float* wp = w.ptr<float>();
+    for (int64_t r = 0; r < t.numel() / HD; ++r) {
+      double ms = 0;
+      for (int64_t d = 0; d < HD; ++d) ms += double(p[r * HD + d]) * p[r * HD + d];
+      const double rstd = 1.0 / std::sqrt(ms / HD + eps);
+      for (int64_t d = 0; d < HD; ++d) p[r * HD + d] = static_cast<float>(p[r * HD + d] * rstd * wp[d]);
+    }
+  };
+  normalise(q, f.attn.q_layernorm.weight.value);
+  normalise(k, f.attn.k_layernorm.weight.value);
+  rope_forward({.positions = seq.positions, .x = q, .out = q});
+  rope_forward({.positions = seq.positions, .x = k, .out = k});
+  Tensor o = Tensor::empty({T, NH, HD}), lse = Tensor::empty({T, NH});
+  attention_forward({.q = q, .k = k, .v = v, .out = o, .lse = lse});
+  Tensor ref = f.attn.linear_proj.forward(ctx, o.reshape({T, NH * HD}), unused);
+  EXPECT_TRUE(testing::allclose(y, ref, 1e-5, 1e-6));
+
+  // And it differs from attention without the norms (same weights).
+  Attention plain = f.attn;
+  plain.cfg.qk_layernorm = false;
+  Attention::Saved s2;
+  EXPECT_FALSE(testing::allclose(plain.forward(ctx, x, seq, s2), y, 1e-3, 1e-3));
+}
+
+TEST(AttentionModule, QkLayernormGradientsMatchFiniteDifferences) {
+  QkNormFixture f({.hidden = 16, .num_heads = 4, .num_kv_heads = 2, .init_std = 0.3f,
+                   .output_init_std = 0.3f, .qk_layernorm = true});
+  Context ctx;
+  const SequenceLayout seq = SequenceLayout::packed({0, 4, 9});
+  Tensor x = randn({9, 16}, 6), w = randn({9, 16}, 7);
+  Attention::Saved s;
+  f.attn.forward(ctx, x, seq, s);
+  Tensor dx = f.attn.backward(ctx, w, seq, s);
+  auto loss = [&] {
+    Attention::Saved s2;
+    return testing::dot(f.attn.forward(ctx, x, seq, s2), w);
+  };
+  EXPECT_TRUE(testing::finite_difference_check(loss, x, dx));
+  EXPECT_TRUE(testing::finite_difference_check(loss, f.attn.q_layernorm.weight.value,
+                                               f.attn.q_layernorm.weight.grad));
+  EXPECT_TRUE(testing::finite_difference_check(loss, f.attn.k_layernorm.weight.value,
+                                               f.attn.k_layernorm.weight.grad));
+  EXPECT_TRUE(testing::finite_difference_check(loss, f.attn.linear_qkv.weight.value,
+                                               f.attn.linear_qkv.weight.grad));
+  EXPECT_TRUE(testing::finite_difference_check(loss, f.attn.linear_proj.weight.value,
+                                               f.attn.linear_proj.weight.grad));
+}
+
+TEST(AttentionModule, QkLayernormInferenceWithKvCacheEqualsTrainingForward) {
+  const int64_t B = 2, S = 6, NKV = 2, HD = 4;
+  QkNormFixture f({.hidden = 16, .num_heads = 4, .num_kv_heads = NKV, .init_std = 0.3f,
+                   .output_init_std = 0.3f, .qk_layernorm = true});
+  Context ctx;
+  Tensor x = randn({B * S, 16}, 8);
+  Attention::Saved s;
+  Tensor y = f.attn.forward(ctx, x, SequenceLayout::uniform(B, S), s);  // (B S, H)
+
+  // Prefill 4 tokens of each sequence, then decode the last 2 one at a time.
+  Tensor k_cache = Tensor::zeros({B, S, NKV, HD}), v_cache = Tensor::zeros({B, S, NKV, HD});
+  auto tokens = [&](int64_t from, int64_t to) {  // x rows [from, to) of each sequence -> (B (to - from), H)
+    Tensor t = Tensor::empty({B * (to - from), 16});
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t i = from; i < to; ++i)
+        std::copy_n(x.ptr<float>() + (b * S + i) * 16, 16, t.ptr<float>() + (b * (to - from) + i - from) * 16);
+    return t;
+  };
+  const int64_t steps[][2] = {{0, 4}, {4, 5}, {5, 6}};
+  for (const auto& st : steps) {
+    Tensor out = f.attn.forward_inference(ctx, tokens(st[0], st[1]), B, st[0], k_cache, v_cache);
+    const int64_t n = st[1] - st[0];
+    for (int64_t b = 0; b < B; ++b)
+      EXPECT_TRUE(testing::allclose(out.slice(b * n, (b + 1) * n),
+                                    y.slice(b * S + st[0], b * S + st[1]), 1e-5, 1e-6))
+          << "tokens " << st[0] << ".." << st[1] << " of sequence " << b;
+  }
 }
 
 TEST(AttentionModule, RejectsIndivisibleHeads) {

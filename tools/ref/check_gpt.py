@@ -49,8 +49,14 @@ def loop_forward(params, tokens, cfg):
                 wq = w_qkv[base + g * HD: base + (g + 1) * HD]
                 wk = w_qkv[base + G * HD: base + (G + 1) * HD]
                 wv = w_qkv[base + (G + 1) * HD: base + (G + 2) * HD]
-                q = [rope(wq @ hs[t], t) for t in range(S)]
-                k = [rope(wk @ hs[t], t) for t in range(S)]
+                if cfg.qk_norm:  # per head over HD, before RoPE
+                    wqn = P[p + "self_attention.q_layernorm.weight"]
+                    wkn = P[p + "self_attention.k_layernorm.weight"]
+                    q = [rope(norm(wq @ hs[t], wqn), t) for t in range(S)]
+                    k = [rope(norm(wk @ hs[t], wkn), t) for t in range(S)]
+                else:
+                    q = [rope(wq @ hs[t], t) for t in range(S)]
+                    k = [rope(wk @ hs[t], t) for t in range(S)]
                 v = [wv @ hs[t] for t in range(S)]
                 for t in range(S):
                     scores = torch.tensor([float(q[t] @ k[u]) / math.sqrt(HD) for u in range(t + 1)],
@@ -73,8 +79,9 @@ def loop_forward(params, tokens, cfg):
 
 def main():
     torch.set_num_threads(1)
-    for tied in (False, True):
-        cfg = gpt.GPTConfig(vocab=37, hidden=24, layers=2, heads=6, kv_heads=2, ffn=20, tied=tied)
+    for tied, qk_norm in ((False, False), (True, False), (False, True)):
+        cfg = gpt.GPTConfig(vocab=37, hidden=24, layers=2, heads=6, kv_heads=2, ffn=20, tied=tied,
+                            qk_norm=qk_norm)
         gen = torch.Generator().manual_seed(7)
         params = gpt.init_params(cfg, gen)
         # Larger weights than the 0.02 init, so attention is far from uniform.
@@ -84,7 +91,7 @@ def main():
         ref = loop_forward(params, tokens, cfg)
         got = gpt.forward(params, tokens, cfg).double()
         err = float((ref - got).abs().max() / ref.abs().max())
-        print(f"tied={tied}: max |gpt.forward - loop| / max |loop| = {err:.2e}")
+        print(f"tied={tied} qk_norm={qk_norm}: max |gpt.forward - loop| / max |loop| = {err:.2e}")
         assert err < 1e-5, "gpt.forward disagrees with the loop formulation"
     # Scaled init: linear_proj / linear_fc2 std = 0.02 / sqrt(2 L).
     cfg = gpt.GPTConfig(layers=8, hidden=256, heads=4, kv_heads=4, ffn=512)

@@ -10,6 +10,9 @@ G = NH / NKV query heads per kv head, HD = H / NH head dim, F ffn, V vocab, L la
 
 Formulas
   RMSNorm (Zhang & Sennrich 2019):  y = x / sqrt(mean(x^2) + eps) * w,            eps = 1e-5
+  qk norm (optional, qk_norm=True; Megatron-Core qk_layernorm, HF Qwen3Attention q_norm / k_norm):
+      q_h = RMSNorm(q_h, w_q), k_h = RMSNorm(k_h, w_k) over HD for every head, before RoPE;
+      w_q, w_k (HD) shared by all heads, same eps as the other norms.
   RoPE (Su et al. 2021), rotate-half layout over the full head dim (Megatron / HF Llama):
       inv_freq[i] = theta^(-2i / HD), i in [0, HD/2);  angle[p, i] = p * inv_freq[i]
       cos = cat(cos(angle), cos(angle)), sin likewise               (S, HD)
@@ -24,6 +27,7 @@ Parameter layouts (Megatron-Core, megatron/core/transformer/attention.py):
   linear_qkv.weight ((NH + 2 NKV) HD, H): rows are NKV groups; group j holds
       [G query heads (G HD rows) | key head j (HD rows) | value head j (HD rows)],
       query head h = j * G + g.
+  q_layernorm.weight, k_layernorm.weight (HD): only with qk_norm.
   linear_fc1.weight (2F, H): rows [0, F) gate, [F, 2F) up.
 """
 
@@ -46,6 +50,7 @@ class GPTConfig:
     norm_eps: float = 1e-5
     rope_theta: float = 10000.0
     init_std: float = 0.02
+    qk_norm: bool = False    # RMSNorm over HD on each q and k head before RoPE (Qwen3)
 
     @property
     def head_dim(self) -> int:  # HD
@@ -67,6 +72,9 @@ def param_shapes(cfg: GPTConfig) -> dict:
         p = f"decoder.layers.{i}."
         shapes[p + "input_layernorm.weight"] = (H,)
         shapes[p + "self_attention.linear_qkv.weight"] = ((NH + 2 * NKV) * HD, H)
+        if cfg.qk_norm:
+            shapes[p + "self_attention.q_layernorm.weight"] = (HD,)
+            shapes[p + "self_attention.k_layernorm.weight"] = (HD,)
         shapes[p + "self_attention.linear_proj.weight"] = (H, NH * HD)
         shapes[p + "pre_mlp_layernorm.weight"] = (H,)
         shapes[p + "mlp.linear_fc1.weight"] = (2 * F_, H)
@@ -118,14 +126,17 @@ def apply_rope(x, cos, sin):
     return x * cos[None, :, None, :] + rotate_half(x) * sin[None, :, None, :]
 
 
-def attention(x, w_qkv, w_proj, cfg: GPTConfig, cos, sin):
-    # x (B, S, H) -> (B, S, H)
+def attention(x, w_qkv, w_proj, cfg: GPTConfig, cos, sin, w_qnorm=None, w_knorm=None):
+    # x (B, S, H) -> (B, S, H); w_qnorm, w_knorm (HD) with cfg.qk_norm
     B, S, _ = x.shape
     NH, NKV, G, HD = cfg.heads, cfg.kv_heads, cfg.group, cfg.head_dim
     qkv = x @ w_qkv.t()                                    # (B, S, (NH + 2 NKV) HD)
     qkv = qkv.view(B, S, NKV, (G + 2) * HD)                # Megatron's grouped layout
     q, k, v = torch.split(qkv, [G * HD, HD, HD], dim=-1)   # (B,S,NKV,G HD), (B,S,NKV,HD) x2
     q = q.reshape(B, S, NH, HD)                            # head h = group * G + g
+    if cfg.qk_norm:                                        # HF Qwen3: q_norm / k_norm before RoPE
+        q = rmsnorm(q, w_qnorm, cfg.norm_eps)
+        k = rmsnorm(k, w_knorm, cfg.norm_eps)
     q = apply_rope(q, cos, sin)
     k = apply_rope(k, cos, sin)
     # GQA: query head h attends with kv head h // G.
@@ -137,6 +148,14 @@ def attention(x, w_qkv, w_proj, cfg: GPTConfig, cos, sin):
     probs = torch.softmax(scores, dim=-1)
     out = torch.einsum("bhqk,bkhd->bqhd", probs, v)        # (B, S, NH, HD)
     return out.reshape(B, S, NH * HD) @ w_proj.t()         # (B, S, H)
+
+
+def qk_norm_weights(params: dict, prefix: str, cfg: GPTConfig):
+    # -> (w_qnorm, w_knorm) of layer prefix "decoder.layers.i.", or (None, None) without qk_norm
+    if not cfg.qk_norm:
+        return None, None
+    return (params[prefix + "self_attention.q_layernorm.weight"],
+            params[prefix + "self_attention.k_layernorm.weight"])
 
 
 def mlp(x, w_fc1, w_fc2, cfg: GPTConfig):
@@ -156,7 +175,8 @@ def forward(params: dict, tokens: torch.Tensor, cfg: GPTConfig) -> torch.Tensor:
         p = f"decoder.layers.{i}."
         h = rmsnorm(x, params[p + "input_layernorm.weight"], cfg.norm_eps)
         x = x + attention(h, params[p + "self_attention.linear_qkv.weight"],
-                          params[p + "self_attention.linear_proj.weight"], cfg, cos, sin)
+                          params[p + "self_attention.linear_proj.weight"], cfg, cos, sin,
+                          *qk_norm_weights(params, p, cfg))
         h = rmsnorm(x, params[p + "pre_mlp_layernorm.weight"], cfg.norm_eps)
         x = x + mlp(h, params[p + "mlp.linear_fc1.weight"], params[p + "mlp.linear_fc2.weight"], cfg)
     x = rmsnorm(x, params["decoder.final_layernorm.weight"], cfg.norm_eps)

@@ -18,9 +18,9 @@ from Hugging Face transformers' semantics (no HF package is used):
   Shared expert with sigmoid gate (Qwen2MoeSparseMoeBlock; Megatron SharedExpertMLP with
   moe_shared_expert_gate):
       y[t]   += sigmoid(g . x[t]) * SwiGLU_shared(x[t])  g (1, H)      shared_experts.gate_weight
-  Qwen3-MoE's attention q/k RMSNorm (q_norm, k_norm) is NOT modelled: foundry has no qk-norm yet,
-  so the "qwen3" fixture is Qwen3-MoE's sparse block (many fine-grained experts, larger k,
-  norm_topk_prob, no shared expert) on top of gpt.py's attention.
+  Qwen3-MoE's attention q/k RMSNorm (q_norm, k_norm over the head dim before RoPE) is gpt.py's
+  qk_norm option (Megatron's qk_layernorm); the "qwen3" fixture uses it, with Qwen3-MoE's sparse
+  block (many fine-grained experts, larger k, norm_topk_prob, no shared expert).
 
 Auxiliary losses (Megatron-Core, not HF: HF Mixtral's router_aux_loss concatenates all layers'
 router logits into one loss; we use Megatron's per-layer losses, shared/reference/megatron_moe.md):
@@ -182,7 +182,8 @@ def forward(params: dict, tokens: torch.Tensor, cfg: MoEConfig, block=moe_block)
         p = f"decoder.layers.{i}."
         h = gpt.rmsnorm(x, params[p + "input_layernorm.weight"], cfg.norm_eps)
         x = x + gpt.attention(h, params[p + "self_attention.linear_qkv.weight"],
-                              params[p + "self_attention.linear_proj.weight"], cfg, cos, sin)
+                              params[p + "self_attention.linear_proj.weight"], cfg, cos, sin,
+                              *gpt.qk_norm_weights(params, p, cfg))
         h = gpt.rmsnorm(x, params[p + "pre_mlp_layernorm.weight"], cfg.norm_eps)
         if cfg.is_moe(i):
             y, aux, z, idx = block(h.reshape(B * S, cfg.hidden), params, p + "mlp.", cfg)
@@ -261,7 +262,7 @@ def self_check():
         "mixtral": MoEConfig(vocab=29, hidden=16, layers=2, heads=4, kv_heads=2, ffn=24,
                              num_experts=4, topk=2, moe_ffn=12),
         "qwen3": MoEConfig(vocab=29, hidden=16, layers=2, heads=4, kv_heads=2, ffn=24,
-                           num_experts=16, topk=4, moe_ffn=6),
+                           num_experts=16, topk=4, moe_ffn=6, qk_norm=True),
         "shared": MoEConfig(vocab=29, hidden=16, layers=3, heads=4, kv_heads=4, ffn=24, num_experts=8,
                             topk=2, moe_ffn=8, shared_ffn=10, shared_gate=True, layer_pattern=(0, 1, 1)),
         "shared_nogate": MoEConfig(vocab=29, hidden=16, layers=2, heads=4, kv_heads=1, ffn=24, num_experts=6,

@@ -8,11 +8,14 @@ Megatron's per-layer aux (switch) loss, coeff 1e-2, and z-loss, coeff 1e-3). B=2
 H=32, NH=4; weights N(0, 0.1) (output projections 0.1/sqrt(2L)), router N(0, 0.3), so
 that routing is far from uniform; seed per case below.
   mixtral: L=2, NKV=2, all MoE, E=4,  k=2, Fm=16                   (MixtralSparseMoeBlock)
-  qwen3:   L=2, NKV=1, all MoE, E=16, k=4, Fm=4                    (Qwen3MoeSparseMoeBlock, no qk-norm)
+  qwen3:   L=2, NKV=1, all MoE, E=16, k=4, Fm=4, q/k RMSNorm      (Qwen3MoeSparseMoeBlock, Qwen3 q_norm /
+                                                                    k_norm = Megatron qk_layernorm)
   shared:  L=3, NKV=2, layers [dense, MoE, MoE], F=32, E=8, k=2, Fm=4,
            shared expert Fs=8 with sigmoid gate                    (Qwen2MoeSparseMoeBlock)
 Contents of each file (names exact; see tools/ref/README.md):
-    config           i64 (14)  [V, H, L, NH, NKV, F, S, B, tied, E, k, Fm, Fs, shared_gate]
+    config           i64 (14 or 15)  [V, H, L, NH, NKV, F, S, B, tied, E, k, Fm, Fs, shared_gate
+                               (, qk_layernorm)]: the 15th entry only when qk norm is on (qwen3), so
+                               the other files stay as they were; a reader takes a missing one as 0
     moe_layer_pattern i64 (L)  1 = MoE layer, 0 = dense
     moe_loss_coeffs  f32 (2)   [aux_loss coeff, z_loss coeff]
     adamw            f32 (6)   [lr, beta1, beta2, eps, weight_decay, clip]
@@ -51,7 +54,7 @@ CASES = {
     "moe_mixtral_tiny.bin": (101, moe_gpt.MoEConfig(layers=2, kv_heads=2, num_experts=4, topk=2, moe_ffn=16,
                                                                      **COMMON)),
     "moe_qwen3_tiny.bin": (206, moe_gpt.MoEConfig(layers=2, kv_heads=1, num_experts=16, topk=4, moe_ffn=4,
-                                                                   **COMMON)),
+                                                  qk_norm=True, **COMMON)),
     "moe_shared_tiny.bin": (303, moe_gpt.MoEConfig(layers=3, kv_heads=2, num_experts=8, topk=2, moe_ffn=4, shared_ffn=8,
                                                    shared_gate=True, layer_pattern=(0, 1, 1), **COMMON)),
 }
@@ -103,10 +106,12 @@ def build(seed: int, cfg: moe_gpt.MoEConfig) -> dict:
     targets = seq[:, 1:].to(torch.int32).contiguous()
     pattern = [int(cfg.is_moe(i)) for i in range(cfg.layers)]
 
+    config = [cfg.vocab, cfg.hidden, cfg.layers, cfg.heads, cfg.kv_heads, cfg.ffn, S, B, int(cfg.tied),
+              cfg.num_experts, cfg.topk, cfg.moe_ffn, cfg.shared_ffn, int(cfg.shared_gate)]
+    if cfg.qk_norm:  # appended: readers of the 14-entry layout still work
+        config.append(1)
     out = {
-        "config": torch.tensor([cfg.vocab, cfg.hidden, cfg.layers, cfg.heads, cfg.kv_heads, cfg.ffn, S, B,
-                                int(cfg.tied), cfg.num_experts, cfg.topk, cfg.moe_ffn, cfg.shared_ffn,
-                                int(cfg.shared_gate)], dtype=torch.int64),
+        "config": torch.tensor(config, dtype=torch.int64),
         "moe_layer_pattern": torch.tensor(pattern, dtype=torch.int64),
         "moe_loss_coeffs": torch.tensor([cfg.aux_coeff, cfg.z_coeff], dtype=torch.float32),
         "adamw": torch.tensor([LR, BETA1, BETA2, EPS, WEIGHT_DECAY, CLIP], dtype=torch.float32),

@@ -50,12 +50,18 @@ Attention::Attention(Config c)
     : cfg(resolve(c)),
       linear_qkv({.in = cfg.hidden, .out = (cfg.num_heads + 2 * cfg.num_kv_heads) * cfg.head_dim,
                   .init = Init::normal(cfg.init_std), .compute = cfg.compute, .tp_split_axis = 0}),
+      q_layernorm({.hidden = cfg.head_dim, .eps = cfg.qk_layernorm_eps}),
+      k_layernorm({.hidden = cfg.head_dim, .eps = cfg.qk_layernorm_eps}),
       linear_proj({.in = cfg.num_heads * cfg.head_dim, .out = cfg.hidden,
                    .init = Init::normal(cfg.output_init_std), .compute = cfg.compute,
                    .tp_split_axis = 1}) {}
 
 void Attention::register_params(ParamTable& table, const std::string& name) {
   linear_qkv.register_params(table, name + ".linear_qkv");
+  if (cfg.qk_layernorm) {
+    q_layernorm.register_params(table, name + ".q_layernorm");
+    k_layernorm.register_params(table, name + ".k_layernorm");
+  }
   linear_proj.register_params(table, name + ".linear_proj");
 }
 
@@ -67,6 +73,10 @@ Tensor Attention::forward(Context& ctx, const Tensor& x, const SequenceLayout& s
   s.v = Tensor::empty({T, NKV, HD}, DType::f32, ctx.device);
   qkv_split_forward({.num_heads = NH, .num_kv_heads = NKV, .qkv = qkv, .q = s.q, .k = s.k, .v = s.v});
   qkv = Tensor();  // free before attention
+  if (cfg.qk_layernorm) {  // the norms keep the split q, k as their inputs; s.q, s.k become new tensors
+    s.q = q_layernorm.forward(ctx, s.q.reshape({T * NH, HD}), s.q_norm).reshape({T, NH, HD});
+    s.k = k_layernorm.forward(ctx, s.k.reshape({T * NKV, HD}), s.k_norm).reshape({T, NKV, HD});
+  }
   rope_forward({.positions = seq.positions, .theta = cfg.rope_theta,
                 .rotary_percent = cfg.rotary_percent, .x = s.q, .out = s.q});
   rope_forward({.positions = seq.positions, .theta = cfg.rope_theta,
@@ -90,6 +100,11 @@ Tensor Attention::forward_inference(Context& ctx, const Tensor& x, int64_t batch
   Tensor k = Tensor::empty({T, NKV, HD}, DType::f32, ctx.device);
   Tensor v = Tensor::empty({T, NKV, HD}, DType::f32, ctx.device);
   qkv_split_forward({.num_heads = NH, .num_kv_heads = NKV, .qkv = qkv, .q = q, .k = k, .v = v});
+  if (cfg.qk_layernorm) {
+    RMSNorm::Saved norm_unused;
+    q = q_layernorm.forward(ctx, q.reshape({T * NH, HD}), norm_unused).reshape({T, NH, HD});
+    k = k_layernorm.forward(ctx, k.reshape({T * NKV, HD}), norm_unused).reshape({T, NKV, HD});
+  }
   Tensor positions = Tensor::empty({T}, DType::i32);  // past_len + i for token i of each sequence
   int32_t* p = positions.ptr<int32_t>();
   for (int64_t t = 0; t < T; ++t) p[t] = static_cast<int32_t>(past_len + t % Tq);
@@ -117,6 +132,14 @@ Tensor Attention::backward(Context& ctx, const Tensor& dy, const SequenceLayout&
                  .rotary_percent = cfg.rotary_percent, .dy = dq, .dx = dq});
   rope_backward({.positions = seq.positions, .theta = cfg.rope_theta,
                  .rotary_percent = cfg.rotary_percent, .dy = dk, .dx = dk});
+  if (cfg.qk_layernorm) {  // RMSNorm::backward accumulates into its dx: start from zeros
+    Tensor dq_in = Tensor::zeros({T * NH, HD}, DType::f32, ctx.device);
+    Tensor dk_in = Tensor::zeros({T * NKV, HD}, DType::f32, ctx.device);
+    q_layernorm.backward(ctx, dq.reshape({T * NH, HD}), s.q_norm, dq_in);
+    k_layernorm.backward(ctx, dk.reshape({T * NKV, HD}), s.k_norm, dk_in);
+    dq = dq_in.reshape({T, NH, HD});
+    dk = dk_in.reshape({T, NKV, HD});
+  }
   Tensor dqkv = Tensor::empty({T, (NH + 2 * NKV) * HD}, DType::f32, ctx.device);
   qkv_split_backward({.num_heads = NH, .num_kv_heads = NKV, .qkv = dqkv, .q = dq, .k = dk, .v = dv});
   return linear_qkv.backward(ctx, dqkv, s.qkv_in);

@@ -1,12 +1,16 @@
 // Self-attention (Megatron-Core SelfAttention semantics): fused QKV projection in Megatron's
-// grouped layout, rotary embedding on q and k, grouped-query attention (blocked, online
-// softmax), output projection.
-//   qkv = x Wqkv^T;  q, k, v = split(qkv);  q, k = rope(q), rope(k)
+// grouped layout, optional q/k RMSNorm over the head dimension (Megatron's qk_layernorm,
+// Hugging Face Qwen3's q_norm / k_norm), rotary embedding on q and k, grouped-query attention
+// (blocked, online softmax), output projection.
+//   qkv = x Wqkv^T;  q, k, v = split(qkv)
+//   qk_layernorm: q_h = RMSNorm_q(q_h), k_h = RMSNorm_k(k_h) per token and head, weights (HD)
+//   q, k = rope(q), rope(k)
 //   o = softmax(q k^T / sqrt(HD) + causal mask) v;   y = o Wproj^T
 #pragma once
 
 #include "foundry/core/context.h"
 #include "foundry/nn/linear.h"
+#include "foundry/nn/rmsnorm.h"
 
 namespace foundry {
 
@@ -33,9 +37,12 @@ struct Attention {
     DType compute = DType::f32;
     float init_std = 0.02f;
     float output_init_std = 0.02f;  // Megatron scales it by 1 / sqrt(2 L)
+    bool qk_layernorm = false;      // RMSNorm on each q and k head before RoPE
+    float qk_layernorm_eps = 1e-5f; // Megatron: layernorm_epsilon
   };
   struct Saved {
     Linear::Saved qkv_in;
+    RMSNorm::Saved q_norm, k_norm;  // qk_layernorm: inputs (T NH, HD), (T NKV, HD) and rstd
     Tensor q, k, v;  // (T, NH, HD), (T, NKV, HD) x2, after RoPE
     Tensor out;      // (T, NH, HD)
     Tensor lse;      // (T, NH)
@@ -44,6 +51,8 @@ struct Attention {
 
   Config cfg;
   Linear linear_qkv;   // (NKV (G + 2) HD, H)
+  RMSNorm q_layernorm; // (HD), registered only when cfg.qk_layernorm
+  RMSNorm k_layernorm; // (HD), registered only when cfg.qk_layernorm
   Linear linear_proj;  // (H, NH HD)
 
   explicit Attention(Config c);

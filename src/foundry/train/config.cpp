@@ -169,6 +169,7 @@ const std::map<std::string, std::map<std::string, Field>>& fields() {
     mk("kv_channels", &GPTConfig::kv_channels, "integer");
     mk("ffn_hidden_size", &GPTConfig::ffn_hidden_size, "integer");
     mk("layernorm_epsilon", &GPTConfig::layernorm_epsilon, "number");
+    mk("qk_layernorm", &GPTConfig::qk_layernorm, "boolean");
     mk("rotary_base", &GPTConfig::rotary_base, "number");
     mk("rotary_percent", &GPTConfig::rotary_percent, "number");
     mk("init_method_std", &GPTConfig::init_method_std, "number");

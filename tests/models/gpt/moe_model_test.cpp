@@ -95,9 +95,9 @@ TEST(MoEModel, ParameterCountsMatchTheTableAndTheActiveFlops) {
 }
 
 // Parameter totals of the released checkpoints (the sum of the tensor sizes in the Hugging Face
-// safetensors): Mixtral-8x7B-v0.1 46,702,792,704; Qwen3-30B-A3B 30,532,122,624, which includes
-// Qwen3's q/k RMSNorm weights (2 x 128 per layer) that foundry does not have yet. Active per token
-// (published as 12.9B and 3.3B): total minus the unused experts.
+// safetensors): Mixtral-8x7B-v0.1 46,702,792,704; Qwen3-30B-A3B 30,532,122,624 (q/k RMSNorm
+// weights, 2 x 128 per layer, included). Active per token (published as 12.9B and 3.3B): total
+// minus the unused experts.
 TEST(MoEModel, RealSizeRecipesHaveTheReleasedParameterCounts) {
   const std::string dir = std::string(FOUNDRY_SOURCE_DIR) + "/configs/moe/";
   const ParameterCount mixtral = count_parameters(resolve_gpt_config(RunConfig::load(dir + "mixtral-8x7b.yaml").model));
@@ -105,8 +105,38 @@ TEST(MoEModel, RealSizeRecipesHaveTheReleasedParameterCounts) {
   EXPECT_EQ(mixtral.active, mixtral.total - int64_t{32} * 6 * (3 * 4096 * 14336LL));
   EXPECT_NEAR(mixtral.active / 1e9, 12.9, 0.05);
   const ParameterCount qwen = count_parameters(resolve_gpt_config(RunConfig::load(dir + "qwen3-30b-a3b.yaml").model));
-  EXPECT_EQ(qwen.total + 48 * 2 * 128, 30'532'122'624);
+  EXPECT_EQ(qwen.total, 30'532'122'624);
   EXPECT_EQ(qwen.active, qwen.total - int64_t{48} * 120 * (3 * 2048 * 768LL));
+}
+
+TEST(MoEModel, QkLayernormAddsTwoHeadDimNormsPerLayer) {
+  GPTConfig c = tiny_moe();  // HD = 32 / 4 = 8
+  const int64_t without = GPTModel(c, 1).params().numel();
+  c.qk_layernorm = true;
+  GPTModel m(c, 1);
+  EXPECT_EQ(m.params().numel(), without + 4 * 2 * 8);
+  EXPECT_EQ(count_parameters(m.config()).total, m.params().numel());
+  const std::set<std::string> n = names(m);
+  EXPECT_TRUE(n.count("decoder.layers.3.self_attention.q_layernorm.weight"));
+  EXPECT_TRUE(n.count("decoder.layers.3.self_attention.k_layernorm.weight"));
+  // Prefill 3 tokens, then 2 more through the KV cache: the training forward's logits.
+  Context ctx;
+  GPTModel::Saved s;
+  const Tensor tokens = Tensor::from<int32_t>({10}, std::vector<int32_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
+  const auto train = m.forward(ctx, tokens, SequenceLayout::uniform(2, 5), s).to_vector();  // (2 5, V)
+  KVCache cache = m.make_kv_cache(2, 8);
+  const auto first = m.forward_inference(ctx, Tensor::from<int32_t>({2, 3}, std::vector<int32_t>{1, 2, 3, 6, 7, 8}), cache).to_vector();
+  const auto rest = m.forward_inference(ctx, Tensor::from<int32_t>({2, 2}, std::vector<int32_t>{4, 5, 9, 10}), cache).to_vector();
+  double worst = 0;
+  for (int64_t b = 0; b < 2; ++b)
+    for (int64_t t = 0; t < 5; ++t)
+      for (int64_t v = 0; v < 64; ++v) {
+        const float got = t < 3 ? first[(b * 3 + t) * 64 + v] : rest[(b * 2 + t - 3) * 64 + v];
+        worst = std::max(worst, double(std::abs(got - train[(b * 5 + t) * 64 + v])));
+      }
+  EXPECT_LT(worst, 1e-5);
+  const std::string dir = std::string(FOUNDRY_SOURCE_DIR) + "/configs/moe/";
+  EXPECT_TRUE(RunConfig::load(dir + "qwen3-moe-tiny.yaml").model.qk_layernorm);
 }
 
 TEST(MoEModel, InferenceAndEvaluationLeaveRouterStatisticsAlone) {

@@ -57,7 +57,7 @@ ParameterCount count_parameters(const GPTConfig& c) {
   const int64_t H = c.hidden_size, V = c.vocab_size;
   const int64_t attention = H * (c.num_attention_heads + 2 * c.num_query_groups) * c.kv_channels +
                             c.num_attention_heads * c.kv_channels * H;
-  const int64_t norms = 2 * H;  // input_layernorm, pre_mlp_layernorm
+  const int64_t norms = 2 * H + (c.qk_layernorm ? 2 * c.kv_channels : 0);  // input, pre_mlp (, q, k) norms
   const int64_t expert = 3 * H * c.moe_ffn_hidden_size;  // fc1 (2F, H) + fc2 (H, F)
   const int64_t shared = 3 * H * c.moe_shared_expert_intermediate_size + (c.moe_shared_expert_gate ? H : 0);
   const int64_t router = c.num_moe_experts * H;
@@ -106,7 +106,8 @@ GPTModel::GPTModel(const GPTConfig& config, uint64_t seed)
                     .num_kv_heads = cfg_.num_query_groups, .head_dim = cfg_.kv_channels,
                     .rope_theta = cfg_.rotary_base, .rotary_percent = cfg_.rotary_percent,
                     .compute = compute, .init_std = cfg_.init_method_std,
-                    .output_init_std = output_std},
+                    .output_init_std = output_std, .qk_layernorm = cfg_.qk_layernorm,
+                    .qk_layernorm_eps = cfg_.layernorm_epsilon},
       .mlp = {.hidden = cfg_.hidden_size, .ffn = cfg_.ffn_hidden_size, .compute = compute,
               .init_std = cfg_.init_method_std, .output_init_std = output_std},
       .norm_eps = cfg_.layernorm_epsilon};

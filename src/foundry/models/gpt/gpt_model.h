@@ -27,6 +27,7 @@ struct GPTConfig {
   int64_t kv_channels = 0;       // head dim; 0 = hidden_size / num_attention_heads
   int64_t ffn_hidden_size = 0;   // 0 = 4 * hidden_size
   float layernorm_epsilon = 1e-5f;
+  bool qk_layernorm = false;  // RMSNorm over each q and k head before RoPE (Qwen3 q_norm / k_norm)
   float rotary_base = 10000.f;
   float rotary_percent = 1.f;
   float init_method_std = 0.02f;
