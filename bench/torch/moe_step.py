@@ -201,6 +201,7 @@ def main():
         "impl": "torch",
         "tokens_per_s": round(args.batch * args.seq / step_s, 1),
         "step_ms": round(step_s * 1e3, 2),
+        "step_ms_each": [round(t * 1e3, 1) for t in times],
         "threads": args.threads,
         "torch": torch.__version__,
         "gemm": args.gemm,
