@@ -288,6 +288,16 @@ TEST(Router, InputJitter) {
     ASSERT_EQ(dxj.ptr<float>()[i], dxp.ptr<float>()[i] * noise.ptr<float>()[i]) << i;
   EXPECT_TRUE(testing::allclose(jit.router.weight.grad, plain.router.weight.grad, 0, 0));
 
+  // dx_accumulate: the same dx added into the given tensor (plain: the GEMM's beta = 1).
+  const Tensor base = randn({T, H}, 9);
+  Tensor accj = base.clone(), accp = base.clone();
+  EXPECT_EQ(jit.router.backward(ctx, dprobs, sj, 0.5f, accj).data(), accj.data());
+  EXPECT_EQ(plain.router.backward(ctx_plain, dprobs, sp, 0.5f, accp).data(), accp.data());
+  for (int64_t i = 0; i < T * H; ++i) {
+    ASSERT_EQ(accj.ptr<float>()[i], base.ptr<float>()[i] + dxj.ptr<float>()[i]) << i;
+    ASSERT_EQ(accp.ptr<float>()[i], base.ptr<float>()[i] + dxp.ptr<float>()[i]) << i;
+  }
+
   // Eval: no jitter, no draw.
   ctx.training = false;
   ctx_plain.training = false;

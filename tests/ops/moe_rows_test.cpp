@@ -1,5 +1,6 @@
 #include "foundry/ops/moe_rows.h"
 
+#include "foundry/backend/cpu/ref/activation_ref.h"
 #include "foundry/backend/cpu/ref/moe_rows_ref.h"
 #include <cmath>
 
@@ -49,6 +50,40 @@ TEST(RowScale, BackwardMayOverwriteDy) {
   row_scale_backward({.x = x, .s = s, .dy = dy, .dx = dy, .ds = ds2});
   EXPECT_TRUE(testing::allclose(dy, dx, 0, 0));
   EXPECT_TRUE(testing::allclose(ds2, ds, 0, 0));
+}
+
+// weighted_swiglu = row_scale(swiglu(h), s) in one pass; backward = row_scale_backward then
+// swiglu_backward, from the naive references.
+TEST(WeightedSwiglu, MatchesSwigluThenRowScaleAndFiniteDifferences) {
+  for (int64_t N : {1, 7, 61})
+    for (int64_t F : {1, 13, 257}) {
+      SCOPED_TRACE(::testing::Message() << N << "x" << F);
+      Tensor h = randn({N, 2 * F}, 1), s = randn({N}, 2), dy = randn({N, F}, 3);
+      Tensor a = Tensor::empty({N, F}), y_ref = Tensor::empty({N, F}), y = nan_filled({N, F});
+      ref::swiglu_forward({.x = h, .y = a});
+      ref::row_scale_forward({.x = a, .s = s, .y = y_ref});
+      weighted_swiglu_forward({.h = h, .s = s, .y = y});
+      EXPECT_TRUE(testing::allclose(y, y_ref, 1e-5, 1e-6));
+      Tensor da = Tensor::empty({N, F}), ds_ref = Tensor::empty({N}), dh_ref = Tensor::empty({N, 2 * F});
+      ref::row_scale_backward({.x = a, .s = s, .dy = dy, .dx = da, .ds = ds_ref});
+      ref::swiglu_backward({.x = h, .dy = da, .dx = dh_ref});
+      Tensor dh = nan_filled({N, 2 * F}), ds = nan_filled({N});
+      weighted_swiglu_backward({.h = h, .s = s, .dy = dy, .dh = dh, .ds = ds});
+      EXPECT_TRUE(testing::allclose(dh, dh_ref, 1e-5, 1e-6));
+      EXPECT_TRUE(testing::allclose(ds, ds_ref, 1e-5, 1e-5));
+      if (N * F <= 61 * 13) {
+        auto loss = [&] {
+          Tensor out = Tensor::empty({N, F});
+          weighted_swiglu_forward({.h = h, .s = s, .y = out});
+          return testing::dot(out, dy);
+        };
+        EXPECT_TRUE(testing::finite_difference_check(loss, h, dh));
+        EXPECT_TRUE(testing::finite_difference_check(loss, s, ds));
+      }
+    }
+  Tensor h = randn({4, 6}, 1), y = Tensor::empty({4, 3});
+  EXPECT_ERROR_MENTIONS(weighted_swiglu_forward({.h = h, .s = Tensor::empty({5}), .y = y}), "weighted_swiglu_forward",
+                        "s", "(5,)", "(4,)");
 }
 
 TEST(ProbsScatter, PutsEachRowGradientAtItsTokenAndExpert) {

@@ -1,6 +1,5 @@
 #include "foundry/moe/grouped_experts.h"
 
-#include "foundry/ops/activation.h"
 #include "foundry/ops/grouped_gemm.h"
 #include "foundry/ops/moe_rows.h"
 
@@ -24,10 +23,8 @@ Tensor GroupedExperts::forward(Context& ctx, const Tensor& x, const Tensor& prob
   s.tokens_per_expert = tokens_per_expert;
   s.h = Tensor::empty({N, 2 * F}, DType::f32, ctx.device);
   grouped_gemm({.a = x, .b = linear_fc1.value, .c = s.h, .group_sizes = tokens_per_expert, .trans_b = true});
-  s.a = Tensor::empty({N, F}, DType::f32, ctx.device);
-  swiglu_forward({.x = s.h, .y = s.a});
   s.w = Tensor::empty({N, F}, DType::f32, ctx.device);
-  row_scale_forward({.x = s.a, .s = probs, .y = s.w});
+  weighted_swiglu_forward({.h = s.h, .s = probs, .y = s.w});  // p * silu(gate) * up
   Tensor y = Tensor::empty({N, cfg.hidden}, DType::f32, ctx.device);
   grouped_gemm({.a = s.w, .b = linear_fc2.value, .c = y, .group_sizes = tokens_per_expert, .trans_b = true});
   return y;
@@ -40,12 +37,11 @@ GroupedExperts::Grads GroupedExperts::backward(Context& ctx, const Tensor& dy, c
   grouped_gemm({.a = dy, .b = linear_fc2.value, .c = dw, .group_sizes = s.tokens_per_expert, .trans_b = false});
   grouped_gemm({.a = dy, .b = s.w, .c = linear_fc2.grad, .group_sizes = s.tokens_per_expert, .weight_grad = true,
                 .beta = 1.f});
-  // w = p a: dprobs = rowsum(dw * a), da = p dw (in place).
+  // w = p a, a = swiglu(h): dprobs = rowsum(dw * a), dh = swiglu'(h) (p dw), one fused pass.
   Grads g;
   g.dprobs = Tensor::empty({N}, DType::f32, ctx.device);
-  row_scale_backward({.x = s.a, .s = s.probs, .dy = dw, .dx = dw, .ds = g.dprobs});
   Tensor dh = Tensor::empty({N, 2 * F}, DType::f32, ctx.device);
-  swiglu_backward({.x = s.h, .dy = dw, .dx = dh});
+  weighted_swiglu_backward({.h = s.h, .s = s.probs, .dy = dw, .dh = dh, .ds = g.dprobs});
   // fc1: dx = dh W1; W1.grad += dh^T x.
   g.dx = Tensor::empty({N, cfg.hidden}, DType::f32, ctx.device);
   grouped_gemm({.a = dh, .b = linear_fc1.value, .c = g.dx, .group_sizes = s.tokens_per_expert, .trans_b = false});

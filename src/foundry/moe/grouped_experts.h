@@ -24,8 +24,8 @@ struct GroupedExperts {
     Tensor probs;              // (N)
     Tensor tokens_per_expert;  // (E) i64
     Tensor h;                  // (N, 2F)
-    Tensor a;                  // (N, F) unweighted activation
-    Tensor w;                  // (N, F) weighted activation (fc2's input)
+    Tensor w;                  // (N, F) weighted activation p * silu(gate) * up (fc2's input);
+                               // backward recomputes the unweighted one from h
   };
   struct Grads {
     Tensor dx;      // (N, H)

@@ -54,7 +54,7 @@ Tensor MoELayer::backward(Context& ctx, const Tensor& dy, const Saved& s, float 
   Tensor dprobs = Tensor::empty(s.routing.probs.shape(), DType::f32, ctx.device);  // (T, E)
   probs_scatter({.drow = g.dprobs, .row_token = s.handle.row_token, .tokens_per_expert = s.handle.tokens_per_expert,
                  .dprobs = dprobs});
-  add_backward({.dout = router.backward(ctx, dprobs, s.router, aux_grad_scale), .da = dx});
+  router.backward(ctx, dprobs, s.router, aux_grad_scale, dx);  // dx += the router's input gradient
   if (shared_experts) add_backward({.dout = shared_experts->backward(ctx, dy, s.shared), .da = dx});
   return dx;
 }

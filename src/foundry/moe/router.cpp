@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "foundry/ops/elementwise.h"
 #include "foundry/ops/gemm.h"
 
 namespace foundry {
@@ -239,12 +240,17 @@ Router::Output Router::forward(Context& ctx, const Tensor& x, Saved& s, int64_t 
   return out;
 }
 
-Tensor Router::backward(Context& ctx, const Tensor& dprobs, const Saved& s, float aux_grad_scale) {
+Tensor Router::backward(Context& ctx, const Tensor& dprobs, const Saved& s, float aux_grad_scale,
+                        const Tensor& dx_accumulate) {
   const int64_t E = cfg.num_experts, H = cfg.hidden, k = cfg.topk;
   FOUNDRY_CHECK(s.x.defined(), "Router::backward: no saved forward");
   const int64_t T = s.x.size(0);
   check_shape("Router::backward", "dprobs", dprobs, {T, E});
   check_dtype("Router::backward", "dprobs", dprobs, DType::f32);
+  if (dx_accumulate.defined()) {
+    check_shape("Router::backward", "dx_accumulate", dx_accumulate, {T, H});
+    check_dtype("Router::backward", "dx_accumulate", dx_accumulate, DType::f32);
+  }
   const ScoreFunction fn = moe::parse_score_function(cfg.score_function);
   const float* gp = dprobs.ptr<float>();
   const double scale = cfg.topk_scaling_factor != 0.f ? static_cast<double>(cfg.topk_scaling_factor) : 1.0;
@@ -252,7 +258,7 @@ Tensor Router::backward(Context& ctx, const Tensor& dprobs, const Saved& s, floa
   Tensor dlogits = Tensor::empty({T, E});
   float* dl = dlogits.ptr<float>();
   std::vector<double> dz(static_cast<size_t>(E)), g(static_cast<size_t>(k)), q(static_cast<size_t>(k)),
-      sm(static_cast<size_t>(E));
+      sm(static_cast<size_t>(E)), p(static_cast<size_t>(k));
   for (int64_t t = 0; t < T; ++t) {
     const double* z = s.logits.data() + t * E;
     const int64_t* idx = s.idx.data() + t * k;
@@ -261,7 +267,6 @@ Tensor Router::backward(Context& ctx, const Tensor& dprobs, const Saved& s, floa
       g[j] = s.kept[t * k + j] ? static_cast<double>(gp[t * E + idx[j]]) * scale : 0.0;
     if (fn == ScoreFunction::softmax && !cfg.pre_softmax) {  // p = softmax(z[idx])
       for (int64_t j = 0; j < k; ++j) q[j] = z[idx[j]];
-      std::vector<double> p(static_cast<size_t>(k));
       moe::softmax_row(q.data(), k, p.data());
       double gp_sum = 0;
       for (int64_t j = 0; j < k; ++j) gp_sum += g[j] * p[j];
@@ -285,12 +290,22 @@ Tensor Router::backward(Context& ctx, const Tensor& dprobs, const Saved& s, floa
     }
     for (int64_t e = 0; e < E; ++e) dl[t * E + e] = static_cast<float>(dz[e]);
   }
-  Tensor dx = Tensor::empty({T, H});
-  gemm({.a = dlogits, .b = weight.value, .c = dx});
-  if (s.jitter.defined()) {  // d(x * noise)/dx = noise
-    float* d = dx.ptr<float>();
-    const float* ni = s.jitter.ptr<float>();
-    for (int64_t i = 0; i < T * H; ++i) d[i] *= ni[i];
+  Tensor dx;
+  if (dx_accumulate.defined() && !s.jitter.defined()) {
+    dx = dx_accumulate;
+    gemm({.a = dlogits, .b = weight.value, .c = dx, .beta = 1.f});
+  } else {
+    dx = Tensor::empty({T, H});
+    gemm({.a = dlogits, .b = weight.value, .c = dx});
+    if (s.jitter.defined()) {  // d(x * noise)/dx = noise
+      float* d = dx.ptr<float>();
+      const float* ni = s.jitter.ptr<float>();
+      for (int64_t i = 0; i < T * H; ++i) d[i] *= ni[i];
+    }
+    if (dx_accumulate.defined()) {
+      add_backward({.dout = dx, .da = dx_accumulate});
+      dx = dx_accumulate;
+    }
   }
   gemm({.a = dlogits, .b = s.x, .c = weight.grad, .trans_a = true, .beta = 1.f});
   return dx;

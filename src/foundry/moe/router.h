@@ -86,7 +86,10 @@ struct Router {
   Output forward(Context& ctx, const Tensor& x, Saved& s, int64_t seq_length = 0, const Tensor& padding_mask = {});
   // dprobs (T, E) = dL/dprobs; aux_grad_scale multiplies the aux/z-loss gradients.
   // Returns dx (T, H) w.r.t. the un-jittered input, (dlogits W) * noise; weight.grad += dlogits^T x_jittered.
-  Tensor backward(Context& ctx, const Tensor& dprobs, const Saved& s, float aux_grad_scale);
+  // dx_accumulate (T, H) given: dx is added into it (+=, the GEMM's beta = 1 when there is no
+  // jitter: no (T, H) temporary) and it is returned.
+  Tensor backward(Context& ctx, const Tensor& dprobs, const Saved& s, float aux_grad_scale,
+                  const Tensor& dx_accumulate = {});
 
   // Once per optimizer step: bias += rate * sign(mean(counts) - counts); counts reset.
   void update_expert_bias();

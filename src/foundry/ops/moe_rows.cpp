@@ -38,6 +38,38 @@ void row_scale_backward(const RowScaleArgs& a) {
   cpu::row_scale_backward(a);
 }
 
+namespace {
+void check_weighted_swiglu(std::string_view op, const WeightedSwigluArgs& a, const TensorView& rows_f) {
+  FOUNDRY_CHECK(a.h.ndim() == 2 && a.h.size(1) % 2 == 0, "{}: h has shape {}, expected (N, 2F)", op,
+                a.h.shape.str());
+  const int64_t N = a.h.size(0), F = a.h.size(1) / 2;
+  check_dtype(op, "h", a.h, DType::f32);
+  check_shape(op, "s", a.s, {N});
+  check_dtype(op, "s", a.s, DType::f32);
+  check_shape(op, a.y.defined() ? "y" : "dy", rows_f, {N, F});
+  check_dtype(op, a.y.defined() ? "y" : "dy", rows_f, DType::f32);
+}
+}  // namespace
+
+void weighted_swiglu_forward(const WeightedSwigluArgs& a) {
+  constexpr std::string_view op = "weighted_swiglu_forward";
+  check_weighted_swiglu(op, a, a.y);
+  check_cpu(op, {a.h, a.s, a.y});
+  cpu::weighted_swiglu_forward(a);
+}
+
+void weighted_swiglu_backward(const WeightedSwigluArgs& a) {
+  constexpr std::string_view op = "weighted_swiglu_backward";
+  FOUNDRY_CHECK(!a.y.defined(), "{}: y must not be given (backward reads h, s, dy)", op);
+  check_weighted_swiglu(op, a, a.dy);
+  check_shape(op, "dh", a.dh, a.h.shape);
+  check_dtype(op, "dh", a.dh, DType::f32);
+  check_shape(op, "ds", a.ds, {a.h.size(0)});
+  check_dtype(op, "ds", a.ds, DType::f32);
+  check_cpu(op, {a.h, a.s, a.dy, a.dh, a.ds});
+  cpu::weighted_swiglu_backward(a);
+}
+
 void probs_scatter(const ProbsScatterArgs& a) {
   constexpr std::string_view op = "probs_scatter";
   FOUNDRY_CHECK(a.dprobs.ndim() == 2, "{}: dprobs has shape {}, expected (T, E)", op, a.dprobs.shape.str());

@@ -14,6 +14,10 @@ namespace foundry::cpu {
 namespace {
 
 constexpr int64_t kParallelMin = int64_t{1} << 14;  // elements; below this threads cost more
+// The routing-map scan that builds the permutation reads one byte per (token, expert): at
+// T * E = 2048 x 8 it takes microseconds, less than waking the team (and on a loaded machine a
+// parallel region can cost a scheduler time slice), so it runs in parallel only when huge.
+constexpr int64_t kParallelScanMin = int64_t{1} << 22;  // map entries
 
 // Per-expert counts of a (T, E) map; every entry must be 0 or 1.
 std::vector<int64_t> expert_counts(std::string_view op, const TensorView& map) {
@@ -126,7 +130,7 @@ void moe_permute_forward(const MoePermuteArgs& a) {
   int64_t* tpe = a.tokens_per_expert.ptr<int64_t>();
   const float* probs = a.probs.defined() ? a.probs.ptr<float>() : nullptr;
   float* pprobs = probs ? a.permuted_probs.ptr<float>() : nullptr;
-#pragma omp parallel for schedule(dynamic, 1) if (T * E >= kParallelMin)
+#pragma omp parallel for schedule(dynamic, 1) if (T * E >= kParallelScanMin)
   for (int64_t e = 0; e < E; ++e) {
     int64_t r = off[e];
     for (int64_t t = 0; t < T; ++t)

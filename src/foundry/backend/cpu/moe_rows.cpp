@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "foundry/backend/cpu/vector_math.h"
+
 namespace foundry::cpu {
 
 void row_scale_forward(const RowScaleArgs& a) {
@@ -33,6 +35,53 @@ void row_scale_backward(const RowScaleArgs& a) {
     const float sr = s[r];
 #pragma omp simd
     for (int64_t j = 0; j < F; ++j) dx[r * F + j] = dy[r * F + j] * sr;
+  }
+}
+
+// y = s * silu(g) * u, one pass over h (the activation a = silu(g) * u is not stored).
+void weighted_swiglu_forward(const WeightedSwigluArgs& a) {
+  const int64_t N = a.y.size(0), F = a.y.size(1);
+  const float* h = a.h.ptr<float>();
+  const float* s = a.s.ptr<float>();
+  float* y = a.y.ptr<float>();
+#pragma omp parallel for schedule(static) if (N * F > 32768)
+  for (int64_t r = 0; r < N; ++r) {
+    const float* g = h + r * 2 * F;
+    const float* u = g + F;
+    float* yr = y + r * F;
+    const float sr = s[r];
+#pragma omp simd
+    for (int64_t j = 0; j < F; ++j) yr[j] = g[j] * sigmoid_f32(g[j]) * u[j] * sr;
+  }
+}
+
+// ds = rowsum(dy * a) with a = silu(g) * u recomputed; dh = [s dy u silu'(g) | s dy silu(g)].
+void weighted_swiglu_backward(const WeightedSwigluArgs& a) {
+  const int64_t N = a.dy.size(0), F = a.dy.size(1);
+  const float* h = a.h.ptr<float>();
+  const float* s = a.s.ptr<float>();
+  const float* dy = a.dy.ptr<float>();
+  float* dh = a.dh.ptr<float>();
+  float* ds = a.ds.ptr<float>();
+#pragma omp parallel for schedule(static) if (N * F > 32768)
+  for (int64_t r = 0; r < N; ++r) {
+    const float* g = h + r * 2 * F;
+    const float* u = g + F;
+    const float* dyr = dy + r * F;
+    float* dg = dh + r * 2 * F;
+    float* du = dg + F;
+    const float sr = s[r];
+    float acc = 0.f;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t j = 0; j < F; ++j) {
+      const float sig = sigmoid_f32(g[j]);
+      const float silu = g[j] * sig;
+      acc += dyr[j] * (silu * u[j]);
+      const float da = dyr[j] * sr;
+      dg[j] = da * u[j] * (sig * (1.f + g[j] * (1.f - sig)));
+      du[j] = da * silu;
+    }
+    ds[r] = acc;
   }
 }
 
