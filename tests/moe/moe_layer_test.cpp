@@ -124,6 +124,30 @@ TEST(MoELayer, FeedForwardTakesTheSequenceLengthFromTheLayout) {
   EXPECT_NO_THROW(ffn.forward(ctx, x, packed, *ffn.new_state()));
 }
 
+// bf16 experts (model.bf16): the router stays f32, so routing is identical; the experts' GEMMs
+// take bf16 inputs (8 significant bits) and accumulate in f32, like nn::Linear.
+TEST(MoELayer, Bf16ExpertsRouteIdenticallyAndStayCloseToF32) {
+  MoELayer::Config c32 = config(8, true), c16 = config(8, true);
+  c16.compute = DType::bf16;
+  MoELayer a(c32), b(c16);
+  ParamTable ta, tb;
+  a.register_params(ta, "mlp");
+  b.register_params(tb, "mlp");
+  ta.allocate(3);
+  tb.allocate(3);
+  Context ctx;
+  Tensor x = randn({19, 16}, 9), w = randn({19, 16}, 10);
+  MoELayer::Saved sa, sb;
+  const Tensor ya = a.forward(ctx, x, 19, sa), yb = b.forward(ctx, x, 19, sb);
+  EXPECT_TRUE(testing::allclose(sa.routing.probs, sb.routing.probs, 0, 0));
+  EXPECT_EQ(sb.experts.x.dtype(), DType::bf16);
+  EXPECT_TRUE(testing::close_in_norm(yb, ya, 1e-2));
+  const Tensor dxa = a.backward(ctx, w, sa, 1.f), dxb = b.backward(ctx, w, sb, 1.f);
+  EXPECT_TRUE(testing::close_in_norm(dxb, dxa, 1e-2));
+  for (int i = 0; i < ta.size(); ++i)
+    EXPECT_TRUE(testing::close_in_norm(tb.param(i).grad, ta.param(i).grad, 1e-2)) << ta.spec(i).name;
+}
+
 // The gated shared expert adds sigmoid(x g^T) * SharedMLP(x) to the routed output.
 TEST(MoELayer, GatedSharedExpertScalesTheSharedMLPPerToken) {
   Layer l(8, true);

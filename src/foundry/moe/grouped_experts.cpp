@@ -18,23 +18,31 @@ void GroupedExperts::register_params(ParamTable& table, const std::string& name)
 Tensor GroupedExperts::forward(Context& ctx, const Tensor& x, const Tensor& probs, const Tensor& tokens_per_expert,
                                Saved& s) const {
   const int64_t N = x.size(0), F = cfg.ffn;
-  s.x = x;
+  const bool bf16 = cfg.compute == DType::bf16;
+  s.x = bf16 ? x.to(DType::bf16) : x;
   s.probs = probs;
   s.tokens_per_expert = tokens_per_expert;
+  if (bf16) s.w1 = linear_fc1.value.to(DType::bf16), s.w2 = linear_fc2.value.to(DType::bf16);
   s.h = Tensor::empty({N, 2 * F}, DType::f32, ctx.device);
-  grouped_gemm({.a = x, .b = linear_fc1.value, .c = s.h, .group_sizes = tokens_per_expert, .trans_b = true});
-  s.w = Tensor::empty({N, F}, DType::f32, ctx.device);
-  weighted_swiglu_forward({.h = s.h, .s = probs, .y = s.w});  // p * silu(gate) * up
+  grouped_gemm({.a = s.x, .b = bf16 ? s.w1 : linear_fc1.value, .c = s.h, .group_sizes = tokens_per_expert,
+                .trans_b = true});
+  Tensor w = Tensor::empty({N, F}, DType::f32, ctx.device);
+  weighted_swiglu_forward({.h = s.h, .s = probs, .y = w});  // p * silu(gate) * up
+  s.w = bf16 ? w.to(DType::bf16) : w;
   Tensor y = Tensor::empty({N, cfg.hidden}, DType::f32, ctx.device);
-  grouped_gemm({.a = s.w, .b = linear_fc2.value, .c = y, .group_sizes = tokens_per_expert, .trans_b = true});
+  grouped_gemm({.a = s.w, .b = bf16 ? s.w2 : linear_fc2.value, .c = y, .group_sizes = tokens_per_expert,
+                .trans_b = true});
   return y;
 }
 
-GroupedExperts::Grads GroupedExperts::backward(Context& ctx, const Tensor& dy, const Saved& s) {
-  const int64_t N = dy.size(0), F = cfg.ffn;
+GroupedExperts::Grads GroupedExperts::backward(Context& ctx, const Tensor& dy_in, const Saved& s) {
+  const int64_t N = dy_in.size(0), F = cfg.ffn;
+  const bool bf16 = cfg.compute == DType::bf16;
+  const Tensor dy = bf16 ? dy_in.to(DType::bf16) : dy_in;
   // fc2: dw = dy W2 (per expert); W2.grad += dy^T w.
   Tensor dw = Tensor::empty({N, F}, DType::f32, ctx.device);
-  grouped_gemm({.a = dy, .b = linear_fc2.value, .c = dw, .group_sizes = s.tokens_per_expert, .trans_b = false});
+  grouped_gemm({.a = dy, .b = bf16 ? s.w2 : linear_fc2.value, .c = dw, .group_sizes = s.tokens_per_expert,
+                .trans_b = false});
   grouped_gemm({.a = dy, .b = s.w, .c = linear_fc2.grad, .group_sizes = s.tokens_per_expert, .weight_grad = true,
                 .beta = 1.f});
   // w = p a, a = swiglu(h): dprobs = rowsum(dw * a), dh = swiglu'(h) (p dw), one fused pass.
@@ -42,9 +50,11 @@ GroupedExperts::Grads GroupedExperts::backward(Context& ctx, const Tensor& dy, c
   g.dprobs = Tensor::empty({N}, DType::f32, ctx.device);
   Tensor dh = Tensor::empty({N, 2 * F}, DType::f32, ctx.device);
   weighted_swiglu_backward({.h = s.h, .s = s.probs, .dy = dw, .dh = dh, .ds = g.dprobs});
+  if (bf16) dh = dh.to(DType::bf16);
   // fc1: dx = dh W1; W1.grad += dh^T x.
   g.dx = Tensor::empty({N, cfg.hidden}, DType::f32, ctx.device);
-  grouped_gemm({.a = dh, .b = linear_fc1.value, .c = g.dx, .group_sizes = s.tokens_per_expert, .trans_b = false});
+  grouped_gemm({.a = dh, .b = bf16 ? s.w1 : linear_fc1.value, .c = g.dx, .group_sizes = s.tokens_per_expert,
+                .trans_b = false});
   grouped_gemm({.a = dh, .b = s.x, .c = linear_fc1.grad, .group_sizes = s.tokens_per_expert, .weight_grad = true,
                 .beta = 1.f});
   return g;

@@ -16,16 +16,18 @@ struct GroupedExperts {
     int64_t hidden = 0;       // H
     int64_t ffn = 0;          // F: moe_ffn_hidden_size
     int64_t num_experts = 0;  // E (local experts)
+    DType compute = DType::f32;  // bf16: GEMM inputs rounded to bf16, f32 accumulation (as nn/linear.h)
     float init_std = 0.02f;
     float output_init_std = 0.02f;
   };
   struct Saved {
-    Tensor x;                  // (N, H) expert-major rows
+    Tensor x;                  // (N, H) expert-major rows, in the compute dtype
     Tensor probs;              // (N)
     Tensor tokens_per_expert;  // (E) i64
     Tensor h;                  // (N, 2F)
-    Tensor w;                  // (N, F) weighted activation p * silu(gate) * up (fc2's input);
-                               // backward recomputes the unweighted one from h
+    Tensor w;                  // (N, F) weighted activation p * silu(gate) * up (fc2's input), in the
+                               // compute dtype; backward recomputes the unweighted one from h
+    Tensor w1, w2;             // bf16 copies of the weights (compute = bf16 only)
   };
   struct Grads {
     Tensor dx;      // (N, H)

@@ -9,11 +9,12 @@ MoELayer::MoELayer(Config c)
     : cfg(c),
       router(c.router),
       experts({.hidden = c.router.hidden, .ffn = c.moe_ffn_hidden_size, .num_experts = c.router.num_experts,
-               .init_std = c.init_std, .output_init_std = c.output_init_std}),
+               .compute = c.compute, .init_std = c.init_std, .output_init_std = c.output_init_std}),
       dispatcher(std::make_unique<LocalTokenDispatcher>()) {
   if (c.shared_expert_ffn > 0)
     shared_experts.emplace(SharedExperts::Config{.hidden = c.router.hidden, .ffn = c.shared_expert_ffn,
-                                                 .gate = c.shared_expert_gate, .init_std = c.init_std,
+                                                 .gate = c.shared_expert_gate, .compute = c.compute,
+                                                 .init_std = c.init_std,
                                                  .output_init_std = c.output_init_std});
   FOUNDRY_CHECK(c.shared_expert_ffn > 0 || !c.shared_expert_gate,
                 "MoELayer: moe_shared_expert_gate needs moe_shared_expert_intermediate_size > 0");

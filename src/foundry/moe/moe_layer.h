@@ -26,6 +26,7 @@ struct MoELayer : FeedForward {
     int64_t moe_ffn_hidden_size = 0;
     int64_t shared_expert_ffn = 0;   // moe_shared_expert_intermediate_size; 0: none
     bool shared_expert_gate = false; // moe_shared_expert_gate
+    DType compute = DType::f32;      // experts' GEMM inputs (bf16 or f32); the router stays f32
     float init_std = 0.02f;
     float output_init_std = 0.02f;
   };

@@ -120,7 +120,7 @@ GPTModel::GPTModel(const GPTConfig& config, uint64_t seed)
     auto moe = std::make_unique<MoELayer>(MoELayer::Config{
         .router = moe_router_config(cfg_), .moe_ffn_hidden_size = cfg_.moe_ffn_hidden_size,
         .shared_expert_ffn = cfg_.moe_shared_expert_intermediate_size,
-        .shared_expert_gate = cfg_.moe_shared_expert_gate, .init_std = cfg_.init_method_std,
+        .shared_expert_gate = cfg_.moe_shared_expert_gate, .compute = compute, .init_std = cfg_.init_method_std,
         .output_init_std = output_std});
     moe_layers_.emplace_back(l, moe.get());
     layers_.emplace_back(layer, std::move(moe));

@@ -32,7 +32,7 @@ struct GPTConfig {
   float rotary_percent = 1.f;
   float init_method_std = 0.02f;
   bool share_embeddings_and_output_weights = false;
-  bool bf16 = false;  // GEMM inputs in bf16, f32 accumulation, f32 master weights (routed experts: f32)
+  bool bf16 = false;  // GEMM inputs in bf16, f32 accumulation, f32 master weights (MoE routers stay f32)
 
   // Mixture of Experts (Megatron's --num-experts / --moe-* arguments; moe/router.h).
   int64_t num_moe_experts = 0;              // 0: every layer dense
