@@ -1,10 +1,14 @@
 // foundry train [RECIPE] [overrides]: builds the data (preparing raw text on first use), trains
 // with periodic logs, evaluation and checkpoints, resumes from the latest checkpoint in the
 // output directory when there is one, and prints a sample from the trained model.
+// Under mpirun / srun with N ranks it trains data-parallel over the N processes: rank 0 prepares
+// the data first (the others then load it), logs, writes checkpoints and prints the sample.
 #include <cstdio>
+#include <optional>
 
 #include "foundry/cli/commands.h"
 #include "foundry/cli/recipe_args.h"
+#include "foundry/comm/communicator.h"
 #include "foundry/core/threads.h"
 #include "foundry/cli/print_generation.h"
 #include "foundry/train/data_setup.h"
@@ -36,16 +40,35 @@ void run_train(const TrainOptions& o) {
     return;
   }
   if (cfg.train.threads > 0) set_num_threads(static_cast<int>(cfg.train.threads));
-  TrainingData data = build_training_data(cfg, stdout);
-  Trainer trainer(cfg, std::move(data.data), data.tokenizer);
+  Communicator& dp = world();
+  const bool rank0 = dp.rank() == 0;
+  // Rank 0 prepares raw text on first use (tokenizer, indexed dataset); the others wait, then
+  // find it prepared.
+  std::optional<TrainingData> prepared;
+  if (rank0) prepared.emplace(build_training_data(cfg, stdout));
+  dp.barrier();
+  if (!rank0) {
+    std::FILE* quiet = std::fopen("/dev/null", "w");
+    prepared.emplace(build_training_data(cfg, quiet ? quiet : stdout));
+    if (quiet) std::fclose(quiet);
+  }
+  TrainingData& data = *prepared;
+  Trainer trainer(cfg, std::move(data.data), data.tokenizer, stdout, &dp);  // only rank 0 prints
+  if (!rank0) {  // ranks > 0 train silently
+    trainer.resume();
+    if (trainer.step() < cfg.train.train_iters) trainer.train();
+    return;
+  }
   const TrainConfig& t = cfg.train;
   const ParameterCount count = count_parameters(trainer.model().config());
   const std::string active =
       count.active == count.total ? "" : fmt::format(" ({} active per token)", count.active);
-  std::printf("foundry train: recipe %s | %lld parameters%s | %d threads | %lld steps x %lld sequences x %lld tokens\n"
+  const std::string ranks = dp.size() > 1 ? fmt::format(" x {} data-parallel ranks", dp.size()) : "";
+  std::printf("foundry train: recipe %s | %lld parameters%s | %d threads%s | %lld steps x %lld sequences x %lld tokens\n"
               "data: %s\noutput: %s\n",
               recipe.c_str(), static_cast<long long>(trainer.model().params().numel()), active.c_str(), num_threads(),
-              static_cast<long long>(t.train_iters), static_cast<long long>(t.micro_batch_size * t.num_microbatches()),
+              ranks.c_str(), static_cast<long long>(t.train_iters),
+              static_cast<long long>(t.global_batch_size > 0 ? t.global_batch_size : t.micro_batch_size * dp.size()),
               static_cast<long long>(t.seq_length), data.description.c_str(), t.output_dir.c_str());
   std::fflush(stdout);
   trainer.resume();

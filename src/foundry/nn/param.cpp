@@ -68,6 +68,11 @@ int64_t ParamTable::numel() const {
   return n;
 }
 
+TensorView ParamTable::grad_buffer() const {
+  const Tensor& b = grads_.buffer();
+  return {.data = b.data(), .dtype = DType::f32, .shape = {b.nbytes() / 4}, .device = b.device()};
+}
+
 std::vector<TensorView> ParamTable::grads() const {
   std::vector<TensorView> g;
   for (const Param* p : params_) g.push_back(p->grad.view());

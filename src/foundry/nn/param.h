@@ -67,6 +67,9 @@ class ParamTable {
   void zero_grad() { grads_.zero_(); }
   // Every gradient, in registration order (for the global norm).
   std::vector<TensorView> grads() const;
+  // All gradients as one f32 vector (the arena, alignment padding included and kept at zero): one
+  // data-parallel all-reduce covers every parameter.
+  TensorView grad_buffer() const;
 
  private:
   std::vector<ParamSpec> specs_;

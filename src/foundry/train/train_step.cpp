@@ -32,24 +32,44 @@ void accumulate_moe_stats(std::vector<MoELayerStats>& sum, const std::vector<MoE
     s.z_loss += loss_weight * mb[i].z_loss;
   }
 }
+// Sums the routing statistics over the data-parallel ranks (losses: the per-rank values are
+// already scaled by 1 / all microbatches, so the sum is the mean over them).
+void reduce_moe_stats(std::vector<MoELayerStats>& stats, Communicator& dp) {
+  for (MoELayerStats& s : stats) {
+    std::vector<int64_t> n = s.tokens_per_expert;
+    n.push_back(s.routed);
+    n.push_back(s.dropped);
+    const Tensor t = Tensor::from<int64_t>({static_cast<int64_t>(n.size())}, n);
+    dp.all_reduce(t.view());
+    const int64_t* r = t.ptr<int64_t>();
+    const size_t E = s.tokens_per_expert.size();
+    std::copy(r, r + E, s.tokens_per_expert.begin());
+    s.routed = r[E];
+    s.dropped = r[E + 1];
+    s.aux_loss = dp.all_reduce_sum(s.aux_loss);
+    s.z_loss = dp.all_reduce_sum(s.z_loss);
+  }
+}
 }  // namespace
 
 StepStats train_step(Context& ctx, GPTModel& model, AdamW& optimizer, std::span<const Batch> microbatches,
-                     float lr, float clip_grad) {
+                     float lr, float clip_grad, Communicator* dp) {
   FOUNDRY_CHECK(!microbatches.empty(), "train_step: no microbatches");
-  int64_t global_valid = 0;
-  for (const Batch& b : microbatches) global_valid += valid_targets(b);
+  const int dp_size = dp ? dp->size() : 1;
+  double global_valid = 0;
+  for (const Batch& b : microbatches) global_valid += static_cast<double>(valid_targets(b));
+  if (dp) global_valid = dp->all_reduce_sum(global_valid);
   model.params().zero_grad();
   model.begin_global_batch();
   const float aux_scale_before = ctx.aux_loss_scale;
-  ctx.aux_loss_scale = 1.f / static_cast<float>(microbatches.size());
+  ctx.aux_loss_scale = 1.f / static_cast<float>(microbatches.size() * static_cast<size_t>(dp_size));
   StepStats st;
   for (const Batch& b : microbatches) {
     GPTModel::Saved saved;
     Tensor logits = model.forward(ctx, b.tokens, b.layout, saved);  // (T, V)
     // Normalised by the global batch's token count: the microbatch gradients sum to the mean.
     const CrossEntropyResult ce = cross_entropy_fused(
-        {.logits = logits, .targets = b.targets, .token_count = static_cast<double>(std::max<int64_t>(global_valid, 1)),
+        {.logits = logits, .targets = b.targets, .token_count = std::max(global_valid, 1.0),
          .dlogits = logits});
     st.loss += ce.loss;
     st.tokens += b.tokens.numel();
@@ -57,11 +77,17 @@ StepStats train_step(Context& ctx, GPTModel& model, AdamW& optimizer, std::span<
     accumulate_moe_stats(st.moe, model.moe_stats(saved), ctx.aux_loss_scale);
   }
   ctx.aux_loss_scale = aux_scale_before;
+  if (dp && dp_size > 1) {
+    dp->all_reduce(model.params().grad_buffer());  // sum: each rank's loss was already over the global tokens
+    st.loss = dp->all_reduce_sum(st.loss);
+    st.tokens = static_cast<int64_t>(dp->all_reduce_sum(static_cast<double>(st.tokens)));
+    reduce_moe_stats(st.moe, *dp);
+  }
   const GradClip clip = clip_grad_norm(model.params(), clip_grad);
   st.grad_norm = clip.norm;
   st.applied = std::isfinite(st.loss) && std::isfinite(clip.norm);
   if (st.applied) optimizer.step(lr, clip.coefficient);
-  model.finish_optimizer_step(st.applied);
+  model.finish_optimizer_step(st.applied, dp);
   return st;
 }
 

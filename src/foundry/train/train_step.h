@@ -7,10 +7,17 @@
 // MoE models (Megatron semantics): the auxiliary losses' gradients enter scaled by
 // 1 / num_microbatches (MoEAuxLossAutoScaler; ctx.aux_loss_scale), global_aux_loss counts span the
 // global batch, and the aux-loss-free expert bias is updated once per applied step.
+// Data parallelism (dp != nullptr, Megatron's DDP): each rank passes its own microbatches of the
+// global batch; the valid-token count, the loss and the gradients are summed over dp (the loss
+// is normalised by the global batch's tokens, so the sum is the mean over the global batch), the
+// MoE auxiliary-loss scale is 1 / (microbatches over all ranks) and the expert-bias counts are
+// summed over dp before the update. Every rank then takes the same optimizer step, so the
+// replicas stay identical and the result equals one process running the whole global batch.
 #pragma once
 
 #include <span>
 
+#include "foundry/comm/communicator.h"
 #include "foundry/data/batch.h"
 #include "foundry/models/gpt/gpt_model.h"
 #include "foundry/optim/adamw.h"
@@ -20,7 +27,7 @@ namespace foundry {
 struct StepStats {
   double loss = 0.0;       // mean cross-entropy over the global batch's valid tokens
   double grad_norm = 0.0;  // before clipping
-  int64_t tokens = 0;      // tokens processed (all positions)
+  int64_t tokens = 0;      // tokens processed (all positions, all data-parallel ranks)
   bool applied = true;     // false when the loss or gradient was not finite
   // MoE: per MoE layer, routing statistics summed over the microbatches (tokens per expert,
   // routed and dropped selections) and auxiliary losses averaged over them.
@@ -28,7 +35,7 @@ struct StepStats {
 };
 
 StepStats train_step(Context& ctx, GPTModel& model, AdamW& optimizer, std::span<const Batch> microbatches,
-                     float lr, float clip_grad);
+                     float lr, float clip_grad, Communicator* dp = nullptr);
 
 // Mean cross-entropy of the model on one batch (forward only, in inference mode: no MoE
 // auxiliary losses or router statistics).

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <cmath>
 
 #include "foundry/checkpoint/checkpoint.h"
@@ -25,10 +26,12 @@ LRSchedule lr_schedule_of(const TrainConfig& t) {
 }
 
 // Everything that turns steps into output: log lines, progress bar, metrics.jsonl, TensorBoard.
+// Only the logging rank (rank 0 of a data-parallel run) writes files; every rank keeps the
+// interval statistics so the code path is the same.
 struct Trainer::Logging {
   using clock = std::chrono::steady_clock;
-  MetricsLog metrics;
-  TensorBoardWriter tensorboard;
+  std::optional<MetricsLog> metrics;
+  std::optional<TensorBoardWriter> tensorboard;
   ProgressBar progress;  // on a terminal only; log lines go through progress.print_line
   EtaEstimator eta;
   clock::time_point start = clock::now();
@@ -40,13 +43,41 @@ struct Trainer::Logging {
   double peak_gflops = 0;
   double flops_per_token = 0;
 
-  Logging(const std::string& dir, int64_t total_steps, std::FILE* out)
-      : metrics(dir + "/metrics.jsonl"), tensorboard(dir), progress(total_steps, out), eta(total_steps) {}
+  Logging(const std::string& dir, int64_t total_steps, std::FILE* out, bool writes)
+      : progress(total_steps, out, ProgressBar::Options{.enabled = writes ? std::nullopt : std::optional<bool>(false)}),
+        eta(total_steps) {
+    if (!writes) return;
+    metrics.emplace(dir + "/metrics.jsonl");
+    tensorboard.emplace(dir);
+  }
+  void append(const MetricsRecord& r) {
+    if (metrics) metrics->append(r);
+  }
+  void scalar(const std::string& tag, double value, int64_t step) {
+    if (tensorboard) tensorboard->add_scalar(tag, value, step);
+  }
+  void flush() {
+    if (tensorboard) tensorboard->flush();
+  }
 };
 
-Trainer::Trainer(const RunConfig& cfg, Data data, std::shared_ptr<const Tokenizer> tokenizer, std::FILE* log)
-    : cfg_(cfg), data_(std::move(data)), tokenizer_(std::move(tokenizer)), log_(log) {
+Trainer::Trainer(const RunConfig& cfg, Data data, std::shared_ptr<const Tokenizer> tokenizer, std::FILE* log,
+                 Communicator* dp)
+    : cfg_(cfg), data_(std::move(data)), tokenizer_(std::move(tokenizer)), log_(log), dp_(dp ? dp : &world()) {
   FOUNDRY_CHECK(data_.train != nullptr, "Trainer: no training data");
+  const TrainConfig& tc = cfg_.train;
+  const int64_t dp_size = dp_->size();
+  // Megatron: global batch = micro batch x microbatches per rank x data-parallel ranks.
+  global_microbatches_ = tc.global_batch_size == 0 ? dp_size : tc.global_batch_size / tc.micro_batch_size;
+  FOUNDRY_CHECK(global_microbatches_ % dp_size == 0,
+                "train.global_batch_size {} is not a multiple of train.micro_batch_size {} x {} data-parallel ranks",
+                tc.global_batch_size, tc.micro_batch_size, dp_size);
+  if (dp_size > 1)
+    for (const std::string& type : cfg_.model.moe_router_load_balancing_type)
+      FOUNDRY_CHECK(type != "global_aux_loss" || cfg_.model.num_moe_experts == 0,
+                    "model.moe_router_load_balancing_type global_aux_loss with {} data-parallel ranks is not "
+                    "implemented yet (its token counts are summed over the data-parallel group inside the forward)",
+                    dp_size);
   if (cfg_.train.threads > 0) set_num_threads(static_cast<int>(cfg_.train.threads));
   if (tokenizer_) {
     FOUNDRY_CHECK(tokenizer_->vocab_size() <= cfg_.model.vocab_size,
@@ -65,6 +96,7 @@ Trainer::Trainer(const RunConfig& cfg, Data data, std::shared_ptr<const Tokenize
 Trainer::~Trainer() = default;
 
 void Trainer::say(const std::string& line) {
+  if (!logs()) return;
   if (logging_) {
     logging_->progress.print_line(line);
   } else {
@@ -104,33 +136,46 @@ void Trainer::save_checkpoint() {
   CheckpointContents contents{.step = step_, .params = &model_->params(), .optimizer = optimizer_.get(),
                               .trainer_state = std::move(state)};
   if (tokenizer_) contents.save_tokenizer = [this](const std::string& dir) { tokenizer_->save(dir); };
-  const std::string dir = foundry::save_checkpoint(contents, checkpoint_root(), static_cast<int>(cfg_.train.save_keep_last));
-  say("saved checkpoint " + dir);
+  // Data parallelism keeps identical replicas: rank 0 writes, the others wait for it.
+  if (dp_->rank() == 0) {
+    const std::string dir =
+        foundry::save_checkpoint(contents, checkpoint_root(), static_cast<int>(cfg_.train.save_keep_last));
+    say("saved checkpoint " + dir);
+  }
+  dp_->barrier();
 }
 
 double Trainer::evaluate() {
   FOUNDRY_CHECK(data_.valid != nullptr, "evaluate: no validation data");
   double sum = 0;
-  for (int64_t i = 0; i < cfg_.train.eval_iters; ++i) sum += eval_loss(ctx_, *model_, data_.valid->next());
-  return sum / static_cast<double>(cfg_.train.eval_iters);
+  for (int64_t i = 0; i < cfg_.train.eval_iters; ++i) {
+    const Batch b = data_.valid->next();  // every rank advances the source; rank i % DP evaluates
+    if (i % dp_->size() == dp_->rank()) sum += eval_loss(ctx_, *model_, b);
+  }
+  return dp_->all_reduce_sum(sum) / static_cast<double>(cfg_.train.eval_iters);
 }
 
 void Trainer::train(int64_t until) {
   const TrainConfig& t = cfg_.train;
   if (until < 0) until = t.train_iters;
   if (!logging_) {
-    logging_ = std::make_unique<Logging>(t.output_dir, t.train_iters, log_);
+    logging_ = std::make_unique<Logging>(t.output_dir, t.train_iters, log_, logs());
     logging_->peak_gflops = gemm_peak_gflops(cfg_.model.bf16 ? DType::bf16 : DType::f32, ctx_.device, 0.25);
     logging_->flops_per_token = model_->training_flops_per_token(t.seq_length);
   }
   Logging& L = *logging_;
-  const int64_t micro = t.num_microbatches();
+  const int64_t dp_size = dp_->size(), dp_rank = dp_->rank();
   while (step_ < until) {
     const float lr = schedule_.lr(optimizer_->steps());
+    // Every rank reads the whole global batch (the loader is cheap), keeping microbatches
+    // m % DP == rank: Megatron's sampler gives rank r samples [r mbs, (r+1) mbs) of each chunk.
     std::vector<Batch> batches;
-    batches.reserve(static_cast<size_t>(micro));
-    for (int64_t m = 0; m < micro; ++m) batches.push_back(data_.train->next());
-    const StepStats st = train_step(ctx_, *model_, *optimizer_, batches, lr, t.clip_grad);
+    batches.reserve(static_cast<size_t>(global_microbatches_ / dp_size));
+    for (int64_t m = 0; m < global_microbatches_; ++m) {
+      Batch b = data_.train->next();
+      if (m % dp_size == dp_rank) batches.push_back(std::move(b));
+    }
+    const StepStats st = train_step(ctx_, *model_, *optimizer_, batches, lr, t.clip_grad, dp_);
     ++step_;
     if (!st.applied) {
       ++skipped_steps_;
@@ -151,12 +196,12 @@ void Trainer::train(int64_t until) {
     if (data_.valid && t.eval_interval > 0 && step_ % t.eval_interval == 0) {
       const double valid = evaluate();
       say(fmt::format("step {} | validation loss {:.4f} | perplexity {:.2f}", step_, valid, std::exp(valid)));
-      L.metrics.append(MetricsRecord{.step = step_}.set("valid_loss", valid));
-      L.tensorboard.add_scalar("loss/valid", valid, step_);
+      L.append(MetricsRecord{.step = step_}.set("valid_loss", valid));
+      L.scalar("loss/valid", valid, step_);
     }
     if (t.save_interval > 0 && step_ % t.save_interval == 0 && step_ != until) save_checkpoint();
   }
-  L.tensorboard.flush();
+  L.flush();
   save_checkpoint();
   if (step_ >= t.train_iters) L.progress.finish();
 }
@@ -183,27 +228,27 @@ void Trainer::log_interval_line(const StepStats& st, float lr) {
       .set("mfu", mfu)
       .set("elapsed_s", elapsed);
   L.interval_moe.write(record);
-  L.metrics.append(record);
-  L.tensorboard.add_scalar("loss/train", loss, step_);
-  L.tensorboard.add_scalar("grad_norm", st.grad_norm, step_);
-  L.tensorboard.add_scalar("learning_rate", lr, step_);
-  L.tensorboard.add_scalar("throughput/tokens_per_s", tokens_per_s, step_);
-  L.tensorboard.add_scalar("throughput/mfu", mfu, step_);
+  L.append(record);
+  L.scalar("loss/train", loss, step_);
+  L.scalar("grad_norm", st.grad_norm, step_);
+  L.scalar("learning_rate", lr, step_);
+  L.scalar("throughput/tokens_per_s", tokens_per_s, step_);
+  L.scalar("throughput/mfu", mfu, step_);
   if (!L.interval_moe.empty()) {
     const MoEIntervalStats& m = L.interval_moe;
-    L.tensorboard.add_scalar("moe/aux_loss", m.aux_loss(), step_);
-    L.tensorboard.add_scalar("moe/z_loss", m.z_loss(), step_);
-    L.tensorboard.add_scalar("moe/max_load", m.max_load(), step_);
-    L.tensorboard.add_scalar("moe/dropped_frac", m.dropped_frac(), step_);
+    L.scalar("moe/aux_loss", m.aux_loss(), step_);
+    L.scalar("moe/z_loss", m.z_loss(), step_);
+    L.scalar("moe/max_load", m.max_load(), step_);
+    L.scalar("moe/dropped_frac", m.dropped_frac(), step_);
     for (size_t i = 0; i < m.layers().size(); ++i) {
       const std::vector<double> load = m.load(i);
-      L.tensorboard.add_scalar(fmt::format("moe/layer_{}/max_load", m.layers()[i].layer),
+      L.scalar(fmt::format("moe/layer_{}/max_load", m.layers()[i].layer),
                                *std::max_element(load.begin(), load.end()), step_);
-      L.tensorboard.add_scalar(fmt::format("moe/layer_{}/aux_loss", m.layers()[i].layer),
+      L.scalar(fmt::format("moe/layer_{}/aux_loss", m.layers()[i].layer),
                                m.layers()[i].aux_loss / static_cast<double>(L.interval_steps), step_);
     }
   }
-  L.tensorboard.flush();
+  L.flush();
   L.interval_start = now;
   L.interval_tokens = 0;
   L.interval_loss = 0;

@@ -2,6 +2,9 @@
 // microbatches, the LR schedule, clipping, AdamW, NaN/Inf handling (stop or skip by
 // train.nan_action), periodic evaluation on the valid split, log lines, metrics.jsonl and
 // TensorBoard, and atomic checkpoints from which a new process resumes bit-identically.
+// Data parallelism: given a data-parallel communicator (default: the world; one process = a world
+// of one), each rank trains on its share of every global batch (train_step sums gradients over
+// the group), rank 0 alone logs and writes checkpoints, and every rank resumes from them.
 #pragma once
 
 #include <cstdio>
@@ -26,7 +29,7 @@ class Trainer {
   };
 
   Trainer(const RunConfig& cfg, Data data, std::shared_ptr<const Tokenizer> tokenizer = nullptr,
-          std::FILE* log = stdout);
+          std::FILE* log = stdout, Communicator* dp = nullptr);
   ~Trainer();
 
   // Loads the checkpoint named by train.load, else the latest one in output_dir/checkpoints.
@@ -51,11 +54,14 @@ class Trainer {
   struct Logging;
   void log_interval_line(const StepStats& st, float lr);
   void say(const std::string& line);  // one log line (above the progress bar on a terminal)
+  bool logs() const { return dp_->rank() == 0; }  // this rank writes logs and files
 
   RunConfig cfg_;
   Data data_;
   std::shared_ptr<const Tokenizer> tokenizer_;
   std::FILE* log_;
+  Communicator* dp_;
+  int64_t global_microbatches_ = 1;  // per step, over all data-parallel ranks
   std::unique_ptr<GPTModel> model_;
   std::unique_ptr<AdamW> optimizer_;
   LRSchedule schedule_;

@@ -229,8 +229,10 @@ void GPTModel::begin_global_batch() {
   for (const auto& [l, moe] : moe_layers_) moe->router.reset_global_aux();
 }
 
-void GPTModel::finish_optimizer_step(bool applied) {
+void GPTModel::finish_optimizer_step(bool applied, Communicator* dp) {
   for (const auto& [l, moe] : moe_layers_) {
+    if (applied && dp && dp->size() > 1 && moe->router.cfg.enable_expert_bias)
+      dp->all_reduce(moe->router.local_tokens_per_expert.view());  // f32 counts, exact below 2^24
     if (applied) moe->router.update_expert_bias();  // clears the counts
     else moe->router.local_tokens_per_expert.zero_();
   }

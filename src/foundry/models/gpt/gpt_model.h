@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "foundry/comm/communicator.h"
 #include "foundry/models/gpt/kv_cache.h"
 #include "foundry/nn/embedding.h"
 #include "foundry/moe/moe_layer.h"
@@ -136,9 +137,9 @@ class GPTModel {
   // Once per global batch, before its first forward: clears the global_aux_loss counts.
   void begin_global_batch();
   // Once per optimizer step, after the last backward: the aux-loss-free expert-bias update from
-  // the step's token counts (Megatron's _update_router_expert_bias) when `applied`; the counts
-  // are cleared either way.
-  void finish_optimizer_step(bool applied);
+  // the step's token counts (Megatron's _update_router_expert_bias), summed over `dp` (the
+  // tp_dp_cp group) when given, if `applied`; the counts are cleared either way.
+  void finish_optimizer_step(bool applied, Communicator* dp = nullptr);
 
  private:
   GPTConfig cfg_;
