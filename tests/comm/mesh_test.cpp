@@ -14,6 +14,7 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <type_traits>
 
 #include "foundry/core/check.h"
 
@@ -112,6 +113,8 @@ TEST(MeshLayout, ParallelFoldingWorkedExample) {
             (Groups{{0, 4}, {1, 5}, {2, 6}, {3, 7}, {8, 12}, {9, 13}, {10, 14}, {11, 15}}));
   EXPECT_EQ(l4.groups(MeshGroup::pp), pp);
 }
+
+static_assert(std::is_copy_constructible_v<MeshLayout>);
 
 TEST(MeshLayout, DefaultSingleRank) {
   MeshLayout l(ParallelConfig{}, 1);

@@ -187,8 +187,8 @@ MeshLayout::MeshLayout(const ParallelConfig& cfg, int world_size) : world_(world
   edp_ = static_cast<int>(world_ / expert_model);
   sequence_parallel_ = cfg.sequence_parallel && tp_ > 1;
 
-  attn_ = std::make_unique<RankGenerator>(tp_, 1, dp_, pp_, cp_, order_, "attention");
-  expt_ = std::make_unique<RankGenerator>(etp_, ep_, edp_, pp_, 1, order_, "expert");
+  attn_ = RankGenerator(tp_, 1, dp_, pp_, cp_, order_, "attention");
+  expt_ = RankGenerator(etp_, ep_, edp_, pp_, 1, order_, "expert");
   std::string lower = order_;
   for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   const bool ends_in_pp = lower.size() >= 2 && lower.compare(lower.size() - 2, 2, "pp") == 0;
@@ -198,22 +198,22 @@ MeshLayout::MeshLayout(const ParallelConfig& cfg, int world_size) : world_(world
                 "world/(TP*CP*PP) = {} (Megatron)", order_, pp_, edp_, dp_);
 
   auto set = [&](MeshGroup g, std::vector<std::vector<int>> groups) { groups_[idx(g)] = std::move(groups); };
-  set(MeshGroup::tp, attn_->get_ranks("tp"));
-  set(MeshGroup::cp, attn_->get_ranks("cp"));
-  set(MeshGroup::dp, attn_->get_ranks("dp"));
-  set(MeshGroup::dp_cp, attn_->get_ranks("dp-cp"));
-  set(MeshGroup::tp_cp, attn_->get_ranks("tp-cp"));
-  set(MeshGroup::tp_dp_cp, attn_->get_ranks("tp-dp-cp"));
-  set(MeshGroup::tp_dp, attn_->get_ranks("tp-dp"));
-  set(MeshGroup::pp, attn_->get_ranks("pp"));
-  set(MeshGroup::mp, attn_->get_ranks("tp-pp"));
-  set(MeshGroup::ep, expt_->get_ranks("ep"));
-  set(MeshGroup::expt_tp, expt_->get_ranks("tp"));
-  set(MeshGroup::expt_dp, expt_->get_ranks("dp"));
-  set(MeshGroup::tp_ep, expt_->get_ranks("tp-ep"));
-  set(MeshGroup::tp_ep_pp, expt_->get_ranks("tp-ep-pp"));
+  set(MeshGroup::tp, attn_.get_ranks("tp"));
+  set(MeshGroup::cp, attn_.get_ranks("cp"));
+  set(MeshGroup::dp, attn_.get_ranks("dp"));
+  set(MeshGroup::dp_cp, attn_.get_ranks("dp-cp"));
+  set(MeshGroup::tp_cp, attn_.get_ranks("tp-cp"));
+  set(MeshGroup::tp_dp_cp, attn_.get_ranks("tp-dp-cp"));
+  set(MeshGroup::tp_dp, attn_.get_ranks("tp-dp"));
+  set(MeshGroup::pp, attn_.get_ranks("pp"));
+  set(MeshGroup::mp, attn_.get_ranks("tp-pp"));
+  set(MeshGroup::ep, expt_.get_ranks("ep"));
+  set(MeshGroup::expt_tp, expt_.get_ranks("tp"));
+  set(MeshGroup::expt_dp, expt_.get_ranks("dp"));
+  set(MeshGroup::tp_ep, expt_.get_ranks("tp-ep"));
+  set(MeshGroup::tp_ep_pp, expt_.get_ranks("tp-ep-pp"));
   const auto& pp_groups = groups(MeshGroup::pp);
-  FOUNDRY_CHECK(pp_groups == expt_->get_ranks("pp"),
+  FOUNDRY_CHECK(pp_groups == expt_.get_ranks("pp"),
                 "parallel: the attention and expert pipeline groups differ under order '{}' (Megatron "
                 "requires them equal)", order_);
   // Megatron's default_embedding_ranks / default_position_embedding_ranks.
@@ -264,13 +264,13 @@ int MeshLayout::group_size(MeshGroup g) const { return static_cast<int>(groups_[
 MeshCoord MeshLayout::coord(int rank) const {
   check_rank(rank);
   MeshCoord c;
-  c.tp = attn_->index(rank, "tp");
-  c.cp = attn_->index(rank, "cp");
-  c.dp = attn_->index(rank, "dp");
-  c.pp = attn_->index(rank, "pp");
-  c.etp = expt_->index(rank, "tp");
-  c.ep = expt_->index(rank, "ep");
-  c.edp = expt_->index(rank, "dp");
+  c.tp = attn_.index(rank, "tp");
+  c.cp = attn_.index(rank, "cp");
+  c.dp = attn_.index(rank, "dp");
+  c.pp = attn_.index(rank, "pp");
+  c.etp = expt_.index(rank, "tp");
+  c.ep = expt_.index(rank, "ep");
+  c.edp = expt_.index(rank, "dp");
   return c;
 }
 

@@ -91,6 +91,7 @@ std::vector<std::vector<int>> masked_orthogonal_rank_groups(const std::vector<in
 // Megatron's RankGenerator: dims in the order string (size-1 dims missing from it appended).
 class RankGenerator {
  public:
+  RankGenerator() = default;  // an empty generator (world 1, no dims)
   // `which` names the generator in errors ("attention" / "expert").
   RankGenerator(int tp, int ep, int dp, int pp, int cp, const std::string& order, const char* which);
   int world_size() const { return world_size_; }
@@ -122,8 +123,8 @@ class MeshLayout {
   int edp() const { return edp_; }
   bool sequence_parallel() const { return sequence_parallel_; }  // cfg flag and TP > 1
   const std::string& order() const { return order_; }
-  const RankGenerator& attention() const { return *attn_; }
-  const RankGenerator& expert() const { return *expt_; }
+  const RankGenerator& attention() const { return attn_; }
+  const RankGenerator& expert() const { return expt_; }
 
   // Every group of kind g (Megatron's order of creation), members in increasing rank order.
   const std::vector<std::vector<int>>& groups(MeshGroup g) const { return groups_[idx(g)]; }
@@ -143,7 +144,7 @@ class MeshLayout {
   int world_, tp_, cp_, dp_, pp_, vpp_, ep_, etp_, edp_;
   bool sequence_parallel_;
   std::string order_;
-  std::unique_ptr<RankGenerator> attn_, expt_;
+  RankGenerator attn_, expt_;
   std::array<std::vector<std::vector<int>>, kNumMeshGroups> groups_;
   std::array<std::vector<Where>, kNumMeshGroups> where_;  // [kind][rank]
 };
