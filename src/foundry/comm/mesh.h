@@ -31,7 +31,7 @@
 //   expt_tp "tp"        expert expert-tensor-parallel GEMM shards
 //   expt_dp "dp"        expert expert gradient reduction / dist-opt shard (EDP)
 //   tp_ep   "tp-ep"     expert allgather dispatcher, per-expert count gathering (ETP * EP)
-//   tp_ep_pp "tp-ep-pp" expert
+//   tp_ep_pp "tp-ep-pp" expert  expert model-parallel domain (Megatron groups dist-opt instances by it)
 // Checks (Megatron's asserts; errors name the parallel.* key and the numbers): sizes >= 1; world
 // divisible by TP*CP*PP and by ETP*EP*PP; the order string a '-' list of distinct tokens among
 // tp, cp, ep, dp, pp that names every dim of size > 1 (missing size-1 dims are appended); when the
