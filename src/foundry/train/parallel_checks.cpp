@@ -1,0 +1,66 @@
+// Model vs parallel layout checks (Megatron-Core); see parallel_checks.h.
+#include "foundry/train/parallel_checks.h"
+
+#include <algorithm>
+
+#include "foundry/core/check.h"
+
+namespace foundry {
+
+void check_model_parallel(const GPTConfig& m, const MeshLayout& l) {
+  const int64_t tp = l.tp(), ep = l.ep(), etp = l.etp(), pp = l.pp(), vpp = l.vpp();
+  FOUNDRY_CHECK(m.num_attention_heads % tp == 0,
+                "model.num_attention_heads ({}) is not divisible by parallel.tensor_model_parallel_size ({})",
+                m.num_attention_heads, tp);
+  FOUNDRY_CHECK(m.num_query_groups % tp == 0,
+                "model.num_query_groups ({}) is not divisible by parallel.tensor_model_parallel_size ({})",
+                m.num_query_groups, tp);
+  bool any_dense = false, any_moe = false;
+  for (int64_t i = 0; i < m.num_layers; ++i) (m.is_moe_layer(i) ? any_moe : any_dense) = true;
+  FOUNDRY_CHECK(!any_dense || m.ffn_hidden_size % tp == 0,
+                "model.ffn_hidden_size ({}) is not divisible by parallel.tensor_model_parallel_size ({})",
+                m.ffn_hidden_size, tp);
+  FOUNDRY_CHECK(ep == 1 || m.num_moe_experts > 0,
+                "parallel.expert_model_parallel_size ({}) > 1 needs an MoE model (model.num_moe_experts > 0)", ep);
+  FOUNDRY_CHECK(m.num_moe_experts % ep == 0,
+                "model.num_moe_experts ({}) is not divisible by parallel.expert_model_parallel_size ({})",
+                m.num_moe_experts, ep);
+  if (any_moe) {
+    FOUNDRY_CHECK(m.moe_ffn_hidden_size % etp == 0,
+                  "model.moe_ffn_hidden_size ({}) is not divisible by parallel.expert_tensor_parallel_size ({}; "
+                  "0 in the recipe means tensor_model_parallel_size)", m.moe_ffn_hidden_size, etp);
+    FOUNDRY_CHECK(m.moe_shared_expert_intermediate_size % tp == 0,
+                  "model.moe_shared_expert_intermediate_size ({}) is not divisible by "
+                  "parallel.tensor_model_parallel_size ({})", m.moe_shared_expert_intermediate_size, tp);
+    FOUNDRY_CHECK(!(ep > 1 && tp > 1) || l.sequence_parallel(),
+                  "parallel.expert_model_parallel_size ({}) and parallel.tensor_model_parallel_size ({}) are "
+                  "both > 1, which needs parallel.sequence_parallel=true (Megatron)", ep, tp);
+  }
+  const int64_t chunks = pp * std::max<int64_t>(vpp, 1);
+  FOUNDRY_CHECK(m.num_layers % chunks == 0,
+                "model.num_layers ({}) is not divisible by parallel.pipeline_model_parallel_size ({}) x "
+                "parallel.virtual_pipeline_model_parallel_size ({}) = {} (layers are split evenly over "
+                "pipeline stages; uneven first/last stages are not supported yet)",
+                m.num_layers, pp, std::max<int64_t>(vpp, 1), chunks);
+}
+
+void check_sequence_parallel(int64_t seq_length, const MeshLayout& l) {
+  const int64_t cp = l.cp(), tp = l.tp();
+  FOUNDRY_CHECK(cp == 1 || seq_length % (2 * cp) == 0,
+                "train.seq_length ({}) is not divisible by 2 x parallel.context_parallel_size ({}) = {} "
+                "(load-balanced context-parallel chunks)", seq_length, cp, 2 * cp);
+  FOUNDRY_CHECK(!l.sequence_parallel() || (seq_length / cp) % tp == 0,
+                "train.seq_length ({}) / parallel.context_parallel_size ({}) is not divisible by "
+                "parallel.tensor_model_parallel_size ({}) with parallel.sequence_parallel=true",
+                seq_length, cp, tp);
+}
+
+int64_t padded_vocab_size(int64_t vocab_size, int64_t make_vocab_size_divisible_by, int64_t tp) {
+  FOUNDRY_CHECK(vocab_size >= 1 && make_vocab_size_divisible_by >= 1 && tp >= 1,
+                "padded_vocab_size: vocab {}, make_vocab_size_divisible_by {}, tp {}", vocab_size,
+                make_vocab_size_divisible_by, tp);
+  const int64_t multiple = make_vocab_size_divisible_by * tp;
+  return (vocab_size + multiple - 1) / multiple * multiple;
+}
+
+}  // namespace foundry
