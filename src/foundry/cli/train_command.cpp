@@ -12,6 +12,7 @@
 #include "foundry/core/threads.h"
 #include "foundry/cli/print_generation.h"
 #include "foundry/train/data_setup.h"
+#include "foundry/train/parallel_checks.h"
 
 namespace foundry::cli {
 
@@ -42,6 +43,11 @@ void run_train(const TrainOptions& o) {
   if (cfg.train.threads > 0) set_num_threads(static_cast<int>(cfg.train.threads));
   Communicator& dp = world();
   const bool rank0 = dp.rank() == 0;
+  {
+    const MeshLayout layout(cfg.parallel, dp.size());  // the parallel.* sizes against the world
+    check_parallelism_implemented(layout);
+    check_model_parallel(resolve_gpt_config(cfg.model, /*require_vocab=*/false), layout);
+  }
   // Rank 0 prepares raw text on first use (tokenizer, indexed dataset); the others wait, then
   // find it prepared.
   std::optional<TrainingData> prepared;

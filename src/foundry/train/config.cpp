@@ -237,6 +237,18 @@ const std::map<std::string, std::map<std::string, Field>>& fields() {
     dk("mock_data", &DataConfig::mock_data, "boolean");
     dk("text_document_separator", &DataConfig::text_document_separator, "string");
     dk("tokenizer_vocab_size", &DataConfig::tokenizer_vocab_size, "integer");
+    auto& par = t["parallel"];
+    auto pk = [&](const char* key, auto member, const char* type) {
+      par[key] = make_field(&RunConfig::parallel, member, type, std::string("parallel.") + key);
+    };
+    pk("tensor_model_parallel_size", &ParallelConfig::tensor_model_parallel_size, "integer");
+    pk("context_parallel_size", &ParallelConfig::context_parallel_size, "integer");
+    pk("expert_model_parallel_size", &ParallelConfig::expert_model_parallel_size, "integer");
+    pk("expert_tensor_parallel_size", &ParallelConfig::expert_tensor_parallel_size, "integer");
+    pk("pipeline_model_parallel_size", &ParallelConfig::pipeline_model_parallel_size, "integer");
+    pk("virtual_pipeline_model_parallel_size", &ParallelConfig::virtual_pipeline_model_parallel_size, "integer");
+    pk("sequence_parallel", &ParallelConfig::sequence_parallel, "boolean");
+    pk("order", &ParallelConfig::order, "string");
     return t;
   }();
   return table;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "foundry/comm/mesh.h"
 #include "foundry/models/gpt/gpt_model.h"
 
 namespace foundry {
@@ -63,6 +64,7 @@ struct RunConfig {
   GPTConfig model;
   TrainConfig train;
   DataConfig data;
+  ParallelConfig parallel;  // data-parallel size = world / (TP x CP x PP), from the launcher
 
   // Parses YAML text (source names the file in errors), then applies overrides in order.
   static RunConfig parse(const std::string& yaml_text, const std::string& source,

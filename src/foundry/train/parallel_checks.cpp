@@ -63,4 +63,14 @@ int64_t padded_vocab_size(int64_t vocab_size, int64_t make_vocab_size_divisible_
   return (vocab_size + multiple - 1) / multiple * multiple;
 }
 
+void check_parallelism_implemented(const MeshLayout& layout) {
+  const std::pair<const char*, int64_t> sizes[] = {
+      {"tensor_model_parallel_size", layout.tp()},       {"context_parallel_size", layout.cp()},
+      {"expert_model_parallel_size", layout.ep()},       {"expert_tensor_parallel_size", layout.etp()},
+      {"pipeline_model_parallel_size", layout.pp()},     {"virtual_pipeline_model_parallel_size", layout.vpp()}};
+  for (const auto& [key, size] : sizes)
+    FOUNDRY_CHECK(size <= 1, "parallel.{} = {}: not implemented yet (foundry trains data-parallel over the world "
+                  "today; leave it at 1)", key, size);
+}
+
 }  // namespace foundry

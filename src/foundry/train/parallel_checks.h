@@ -28,6 +28,10 @@ void check_model_parallel(const GPTConfig& model, const MeshLayout& layout);
 // Throws foundry::Error naming train.seq_length and the parallel.* keys.
 void check_sequence_parallel(int64_t seq_length, const MeshLayout& layout);
 
+// What foundry trains today: data parallelism only. Throws naming the first parallel.* key that
+// asks for a parallelism that is not implemented yet.
+void check_parallelism_implemented(const MeshLayout& layout);
+
 // Megatron's _vocab_size_with_padding: the vocabulary rounded up to a multiple of
 // make_vocab_size_divisible_by * TP (Megatron's default make_vocab_size_divisible_by is 128).
 int64_t padded_vocab_size(int64_t vocab_size, int64_t make_vocab_size_divisible_by, int64_t tp);
