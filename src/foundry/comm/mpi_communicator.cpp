@@ -197,7 +197,7 @@ std::unique_ptr<MpiCommunicator> MpiCommunicator::world(const std::string& name)
   return std::make_unique<MpiCommunicator>(std::move(h), name);
 }
 
-#define FOUNDRY_MPI(call, ...) check_mpi(call(__VA_ARGS__), #call, name_, rank_, size_)
+#define CHECKED_MPI(call, ...) check_mpi(call(__VA_ARGS__), #call, name_, rank_, size_)
 
 void MpiCommunicator::all_reduce(TensorView x, ReduceOp op) {
   check_cpu("all_reduce", *this, x);
@@ -205,11 +205,11 @@ void MpiCommunicator::all_reduce(TensorView x, ReduceOp op) {
   check_reducible("all_reduce", *this, x);
   const int n = to_count("all_reduce", *this, x.numel(), "numel(x)");
   if (reduces_natively(x.dtype)) {
-    FOUNDRY_MPI(MPI_Allreduce, MPI_IN_PLACE, x.data, n, payload_type(x.dtype), mpi_op(op), comm_->comm);
+    CHECKED_MPI(MPI_Allreduce, MPI_IN_PLACE, x.data, n, payload_type(x.dtype), mpi_op(op), comm_->comm);
     return;
   }
   std::vector<float> buf = widen(x);
-  FOUNDRY_MPI(MPI_Allreduce, MPI_IN_PLACE, buf.data(), n, MPI_FLOAT, mpi_op(op), comm_->comm);
+  CHECKED_MPI(MPI_Allreduce, MPI_IN_PLACE, buf.data(), n, MPI_FLOAT, mpi_op(op), comm_->comm);
   narrow(buf.data(), x);
 }
 
@@ -221,11 +221,11 @@ void MpiCommunicator::reduce_scatter(TensorView in, TensorView out) {
   to_count("reduce_scatter", *this, in.numel(), "numel(in)");
   const int n = to_count("reduce_scatter", *this, out.numel(), "numel(out)");
   if (reduces_natively(in.dtype)) {
-    FOUNDRY_MPI(MPI_Reduce_scatter_block, in.data, out.data, n, payload_type(in.dtype), MPI_SUM, comm_->comm);
+    CHECKED_MPI(MPI_Reduce_scatter_block, in.data, out.data, n, payload_type(in.dtype), MPI_SUM, comm_->comm);
     return;
   }
   std::vector<float> fin = widen(in), fout(static_cast<size_t>(n));
-  FOUNDRY_MPI(MPI_Reduce_scatter_block, fin.data(), fout.data(), n, MPI_FLOAT, MPI_SUM, comm_->comm);
+  CHECKED_MPI(MPI_Reduce_scatter_block, fin.data(), fout.data(), n, MPI_FLOAT, MPI_SUM, comm_->comm);
   narrow(fout.data(), out);
 }
 
@@ -236,7 +236,7 @@ void MpiCommunicator::all_gather(TensorView in, TensorView out) {
   to_count("all_gather", *this, out.numel(), "numel(out)");
   const int n = to_count("all_gather", *this, in.numel(), "numel(in)");
   const MPI_Datatype t = payload_type(in.dtype);
-  FOUNDRY_MPI(MPI_Allgather, in.data, n, t, out.data, n, t, comm_->comm);
+  CHECKED_MPI(MPI_Allgather, in.data, n, t, out.data, n, t, comm_->comm);
 }
 
 void MpiCommunicator::all_gather_v(TensorView in, TensorView out, std::span<const int64_t> counts) {
@@ -252,7 +252,7 @@ void MpiCommunicator::all_gather_v(TensorView in, TensorView out, std::span<cons
     offset += counts[r];
   }
   const MPI_Datatype t = payload_type(in.dtype);
-  FOUNDRY_MPI(MPI_Allgatherv, in.data, cnt[rank_], t, out.data, cnt.data(), displ.data(), t, comm_->comm);
+  CHECKED_MPI(MPI_Allgatherv, in.data, cnt[rank_], t, out.data, cnt.data(), displ.data(), t, comm_->comm);
 }
 
 void MpiCommunicator::all_to_all_v(TensorView in, std::span<const int64_t> send_counts,
@@ -272,7 +272,7 @@ void MpiCommunicator::all_to_all_v(TensorView in, std::span<const int64_t> send_
     rd[r] = static_cast<int>(recv_offsets[r]);
   }
   const MPI_Datatype t = payload_type(in.dtype);
-  FOUNDRY_MPI(MPI_Alltoallv, in.data, sc.data(), sd.data(), t, out.data, rc.data(), rd.data(), t, comm_->comm);
+  CHECKED_MPI(MPI_Alltoallv, in.data, sc.data(), sd.data(), t, out.data, rc.data(), rd.data(), t, comm_->comm);
 }
 
 void MpiCommunicator::broadcast(TensorView x, int root) {
@@ -280,7 +280,7 @@ void MpiCommunicator::broadcast(TensorView x, int root) {
   check_movable("broadcast", *this, x, "x");
   check_root("broadcast", *this, root);
   const int n = to_count("broadcast", *this, x.numel(), "numel(x)");
-  FOUNDRY_MPI(MPI_Bcast, x.data, n, payload_type(x.dtype), root, comm_->comm);
+  CHECKED_MPI(MPI_Bcast, x.data, n, payload_type(x.dtype), root, comm_->comm);
 }
 
 void MpiCommunicator::send(TensorView x, int peer, int tag) {
@@ -289,7 +289,7 @@ void MpiCommunicator::send(TensorView x, int peer, int tag) {
   check_peer("send", *this, peer);
   FOUNDRY_CHECK(tag >= 0, "send on group '{}': tag {} must be >= 0", name_, tag);
   const int n = to_count("send", *this, x.numel(), "numel(x)");
-  FOUNDRY_MPI(MPI_Send, x.data, n, payload_type(x.dtype), peer, tag, comm_->comm);
+  CHECKED_MPI(MPI_Send, x.data, n, payload_type(x.dtype), peer, tag, comm_->comm);
 }
 
 void MpiCommunicator::recv(TensorView x, int peer, int tag) {
@@ -300,14 +300,14 @@ void MpiCommunicator::recv(TensorView x, int peer, int tag) {
   const int n = to_count("recv", *this, x.numel(), "numel(x)");
   const MPI_Datatype t = payload_type(x.dtype);
   MPI_Status status;
-  FOUNDRY_MPI(MPI_Recv, x.data, n, t, peer, tag, comm_->comm, &status);
+  CHECKED_MPI(MPI_Recv, x.data, n, t, peer, tag, comm_->comm, &status);
   int got = 0;
-  FOUNDRY_MPI(MPI_Get_count, &status, t, &got);
+  CHECKED_MPI(MPI_Get_count, &status, t, &got);
   FOUNDRY_CHECK(got == n, "recv on group '{}' (rank {}): expected {} elements from rank {} (tag {}) into {} "
                 "but received {}", name_, rank_, n, peer, tag, x.str(), got);
 }
 
-void MpiCommunicator::barrier() { FOUNDRY_MPI(MPI_Barrier, comm_->comm); }
+void MpiCommunicator::barrier() { CHECKED_MPI(MPI_Barrier, comm_->comm); }
 
 std::unique_ptr<Request> MpiCommunicator::all_reduce_async(TensorView x, ReduceOp op) {
   check_cpu("all_reduce_async", *this, x);
@@ -316,11 +316,11 @@ std::unique_ptr<Request> MpiCommunicator::all_reduce_async(TensorView x, ReduceO
   const int n = to_count("all_reduce_async", *this, x.numel(), "numel(x)");
   auto r = std::make_unique<MpiRequest>("MPI_Iallreduce", name_, rank_, size_);
   if (reduces_natively(x.dtype)) {
-    FOUNDRY_MPI(MPI_Iallreduce, MPI_IN_PLACE, x.data, n, payload_type(x.dtype), mpi_op(op), comm_->comm, &r->req);
+    CHECKED_MPI(MPI_Iallreduce, MPI_IN_PLACE, x.data, n, payload_type(x.dtype), mpi_op(op), comm_->comm, &r->req);
     return r;
   }
   float* buf = r->buffers.emplace_back(widen(x)).data();
-  FOUNDRY_MPI(MPI_Iallreduce, MPI_IN_PLACE, buf, n, MPI_FLOAT, mpi_op(op), comm_->comm, &r->req);
+  CHECKED_MPI(MPI_Iallreduce, MPI_IN_PLACE, buf, n, MPI_FLOAT, mpi_op(op), comm_->comm, &r->req);
   r->finish = [buf, x] { narrow(buf, x); };
   return r;
 }
@@ -334,14 +334,14 @@ std::unique_ptr<Request> MpiCommunicator::reduce_scatter_async(TensorView in, Te
   const int n = to_count("reduce_scatter_async", *this, out.numel(), "numel(out)");
   auto r = std::make_unique<MpiRequest>("MPI_Ireduce_scatter_block", name_, rank_, size_);
   if (reduces_natively(in.dtype)) {
-    FOUNDRY_MPI(MPI_Ireduce_scatter_block, in.data, out.data, n, payload_type(in.dtype), MPI_SUM,
+    CHECKED_MPI(MPI_Ireduce_scatter_block, in.data, out.data, n, payload_type(in.dtype), MPI_SUM,
                 comm_->comm, &r->req);
     return r;
   }
   r->buffers.reserve(2);  // stable addresses
   const float* fin = r->buffers.emplace_back(widen(in)).data();
   float* fout = r->buffers.emplace_back(static_cast<size_t>(n)).data();
-  FOUNDRY_MPI(MPI_Ireduce_scatter_block, fin, fout, n, MPI_FLOAT, MPI_SUM, comm_->comm, &r->req);
+  CHECKED_MPI(MPI_Ireduce_scatter_block, fin, fout, n, MPI_FLOAT, MPI_SUM, comm_->comm, &r->req);
   r->finish = [fout, out] { narrow(fout, out); };
   return r;
 }
@@ -354,17 +354,17 @@ std::unique_ptr<Request> MpiCommunicator::all_gather_async(TensorView in, Tensor
   const int n = to_count("all_gather_async", *this, in.numel(), "numel(in)");
   auto r = std::make_unique<MpiRequest>("MPI_Iallgather", name_, rank_, size_);
   const MPI_Datatype t = payload_type(in.dtype);
-  FOUNDRY_MPI(MPI_Iallgather, in.data, n, t, out.data, n, t, comm_->comm, &r->req);
+  CHECKED_MPI(MPI_Iallgather, in.data, n, t, out.data, n, t, comm_->comm, &r->req);
   return r;
 }
 
 std::unique_ptr<Communicator> MpiCommunicator::split(int color, int key, const std::string& name) {
   FOUNDRY_CHECK(color >= 0, "split of group '{}' into '{}': color {} must be >= 0", name_, name, color);
   auto h = std::make_unique<MpiCommHandle>();
-  FOUNDRY_MPI(MPI_Comm_split, comm_->comm, color, key, &h->comm);
+  CHECKED_MPI(MPI_Comm_split, comm_->comm, color, key, &h->comm);
   return std::make_unique<MpiCommunicator>(std::move(h), name);
 }
 
-#undef FOUNDRY_MPI
+#undef CHECKED_MPI
 
 }  // namespace foundry
