@@ -75,4 +75,12 @@ Communicator& world();
 // A group of one rank (collectives are copies or no-ops).
 std::unique_ptr<Communicator> make_self_communicator(const std::string& name = "self");
 
+// True once world() has been created (lets an error handler ask for the rank without starting MPI).
+bool world_initialized();
+
+// Ends the process after an error that only some ranks may have seen: MPI_Abort(MPI_COMM_WORLD,
+// code) when MPI is initialised (mpirun then stops every rank instead of leaving them blocked in a
+// collective), else std::exit(code).
+[[noreturn]] void abort_world(int code);
+
 }  // namespace foundry
