@@ -73,6 +73,11 @@ TensorView ParamTable::grad_buffer() const {
   return {.data = b.data(), .dtype = DType::f32, .shape = {b.nbytes() / 4}, .device = b.device()};
 }
 
+TensorView ParamTable::value_buffer() const {
+  const Tensor& b = values_.buffer();
+  return {.data = b.data(), .dtype = DType::f32, .shape = {b.nbytes() / 4}, .device = b.device()};
+}
+
 std::vector<TensorView> ParamTable::grads() const {
   std::vector<TensorView> g;
   for (const Param* p : params_) g.push_back(p->grad.view());

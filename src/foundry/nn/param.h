@@ -70,6 +70,9 @@ class ParamTable {
   // All gradients as one f32 vector (the arena, alignment padding included and kept at zero): one
   // data-parallel all-reduce covers every parameter.
   TensorView grad_buffer() const;
+  // All parameter values as one f32 vector, laid out like grad_buffer() (ZeRO shards are offset
+  // ranges of both).
+  TensorView value_buffer() const;
 
  private:
   std::vector<ParamSpec> specs_;
