@@ -27,6 +27,18 @@ paste <(losses "$work/one") <(losses "$work/two") | awk '
 valid() { grep -o '"valid_loss":[^,}]*' "$1/metrics.jsonl" | cut -d: -f2; }
 paste <(valid "$work/one") <(valid "$work/two") | awk '
   { d = $1 - $2; if (d < 0) d = -d; if (d > 1e-5 * $1) bad = 1 } END { exit bad }' || fail "validation losses differ"
+# The distributed optimizer (ZeRO-1) over 2 ranks: the same losses again.
+timeout 300 "$mpiexec" --allow-run-as-root --oversubscribe -np 2 "$foundry" train "${common[@]}" \
+  train.use_distributed_optimizer=true train.output_dir="$work/zero" >"$work/zero.log" 2>&1 || fail "zero: $(tail -5 "$work/zero.log")"
+paste <(losses "$work/one") <(losses "$work/zero") | awk '
+  { n++; d = $1 - $2; if (d < 0) d = -d; if (d > 1e-5 * $1) { print "step " n ": " $1 " vs " $2; bad = 1 } }
+  END { exit bad || n != 6 }' || fail "distributed-optimizer losses differ from one process"
+# 4 ranks resume the ZeRO-1 checkpoint of 2 ranks (resharded by construction: checkpoints hold the
+# full state) and one process resumes the data-parallel checkpoint.
+timeout 300 "$mpiexec" --allow-run-as-root --oversubscribe -np 4 "$foundry" train "${common[@]}" \
+  train.use_distributed_optimizer=true train.global_batch_size=8 train.output_dir="$work/zero" train.train_iters=7 \
+  >"$work/zero4.log" 2>&1 || fail "zero on 4 ranks: $(tail -5 "$work/zero4.log")"
+grep -q 'resumed from .*iter_0000006 at step 6' "$work/zero4.log" || fail "zero resume: $(head -5 "$work/zero4.log")"
 # One process resumes the data-parallel checkpoint.
 "$foundry" train "${common[@]}" train.output_dir="$work/two" train.train_iters=7 >"$work/resume.log"
 grep -q 'resumed from .*iter_0000006 at step 6' "$work/resume.log" || fail "resume: $(head -5 "$work/resume.log")"

@@ -226,6 +226,7 @@ const std::map<std::string, std::map<std::string, Field>>& fields() {
     tk("output_dir", &TrainConfig::output_dir, "string");
     tk("load", &TrainConfig::load, "string");
     tk("nan_action", &TrainConfig::nan_action, "string");
+    tk("use_distributed_optimizer", &TrainConfig::use_distributed_optimizer, "boolean");
     auto& d = t["data"];
     d["data_path"] = make_list_field(&RunConfig::data, &DataConfig::data_path, "data.data_path");
     d["text_files"] = make_list_field(&RunConfig::data, &DataConfig::text_files, "data.text_files");

@@ -40,6 +40,9 @@ struct TrainConfig {
   std::string load;  // checkpoint directory to resume from; empty: the latest in output_dir
   std::string nan_action = "stop";  // a NaN/Inf loss or gradient: stop, or skip the step
   int64_t threads = 0;  // 0: OMP_NUM_THREADS or all cores
+  // ZeRO-1 over the data-parallel ranks (Megatron's --use-distributed-optimizer): AdamW state and
+  // fp32 master weights sharded, gradients reduce-scattered, parameters all-gathered.
+  bool use_distributed_optimizer = false;
 
   int64_t num_microbatches() const {
     return global_batch_size == 0 ? 1 : global_batch_size / micro_batch_size;

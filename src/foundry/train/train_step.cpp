@@ -50,10 +50,12 @@ void reduce_moe_stats(std::vector<MoELayerStats>& stats, Communicator& dp) {
     s.z_loss = dp.all_reduce_sum(s.z_loss);
   }
 }
-}  // namespace
 
-StepStats train_step(Context& ctx, GPTModel& model, AdamW& optimizer, std::span<const Batch> microbatches,
-                     float lr, float clip_grad, Communicator* dp) {
+// Forward and backward over this rank's microbatches, the loss, token and MoE reductions over dp;
+// then `reduce_and_clip` (gradient reduction and the global norm) and `apply` (the optimizer).
+template <class ReduceAndClip, class Apply>
+StepStats run_step(Context& ctx, GPTModel& model, std::span<const Batch> microbatches, Communicator* dp,
+                   ReduceAndClip reduce_and_clip, Apply apply) {
   FOUNDRY_CHECK(!microbatches.empty(), "train_step: no microbatches");
   const int dp_size = dp ? dp->size() : 1;
   double global_valid = 0;
@@ -78,17 +80,35 @@ StepStats train_step(Context& ctx, GPTModel& model, AdamW& optimizer, std::span<
   }
   ctx.aux_loss_scale = aux_scale_before;
   if (dp && dp_size > 1) {
-    dp->all_reduce(model.params().grad_buffer());  // sum: each rank's loss was already over the global tokens
-    st.loss = dp->all_reduce_sum(st.loss);
+    st.loss = dp->all_reduce_sum(st.loss);  // each rank's loss is already over the global tokens
     st.tokens = static_cast<int64_t>(dp->all_reduce_sum(static_cast<double>(st.tokens)));
     reduce_moe_stats(st.moe, *dp);
   }
-  const GradClip clip = clip_grad_norm(model.params(), clip_grad);
+  const GradClip clip = reduce_and_clip();
   st.grad_norm = clip.norm;
-  st.applied = std::isfinite(st.loss) && std::isfinite(clip.norm);
-  if (st.applied) optimizer.step(lr, clip.coefficient);
+  st.applied = std::isfinite(st.loss) && std::isfinite(clip.norm);  // the same on every rank
+  if (st.applied) apply(clip.coefficient);
   model.finish_optimizer_step(st.applied, dp);
   return st;
+}
+}  // namespace
+
+StepStats train_step(Context& ctx, GPTModel& model, AdamW& optimizer, std::span<const Batch> microbatches,
+                     float lr, float clip_grad, Communicator* dp) {
+  return run_step(
+      ctx, model, microbatches, dp,
+      [&] {
+        if (dp && dp->size() > 1) dp->all_reduce(model.params().grad_buffer());  // sum over the replicas
+        return clip_grad_norm(model.params(), clip_grad);
+      },
+      [&](float coefficient) { optimizer.step(lr, coefficient); });
+}
+
+StepStats train_step(Context& ctx, GPTModel& model, DistributedAdamW& optimizer, std::span<const Batch> microbatches,
+                     float lr, float clip_grad, Communicator& dp) {
+  return run_step(
+      ctx, model, microbatches, &dp, [&] { return optimizer.reduce_gradients(clip_grad); },  // reduce-scatter
+      [&](float coefficient) { optimizer.step(lr, coefficient); });  // shard update + all-gather
 }
 
 double eval_loss(Context& train_ctx, const GPTModel& model, const Batch& batch) {

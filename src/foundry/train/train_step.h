@@ -21,6 +21,7 @@
 #include "foundry/data/batch.h"
 #include "foundry/models/gpt/gpt_model.h"
 #include "foundry/optim/adamw.h"
+#include "foundry/optim/distributed_optimizer.h"
 
 namespace foundry {
 
@@ -36,6 +37,12 @@ struct StepStats {
 
 StepStats train_step(Context& ctx, GPTModel& model, AdamW& optimizer, std::span<const Batch> microbatches,
                      float lr, float clip_grad, Communicator* dp = nullptr);
+
+// The same step with the distributed optimizer (ZeRO-1, train.use_distributed_optimizer):
+// gradients are reduce-scattered over dp, each rank updates its shard of the parameters and
+// AdamW state, and the shards are all-gathered; equal to the replicated step up to rounding.
+StepStats train_step(Context& ctx, GPTModel& model, DistributedAdamW& optimizer, std::span<const Batch> microbatches,
+                     float lr, float clip_grad, Communicator& dp);
 
 // Mean cross-entropy of the model on one batch (forward only, in inference mode: no MoE
 // auxiliary losses or router statistics).

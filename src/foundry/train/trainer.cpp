@@ -43,8 +43,10 @@ struct Trainer::Logging {
   double peak_gflops = 0;
   double flops_per_token = 0;
 
-  Logging(const std::string& dir, int64_t total_steps, std::FILE* out, bool writes)
-      : progress(total_steps, out, ProgressBar::Options{.enabled = writes ? std::nullopt : std::optional<bool>(false)}),
+  // bar: whether a progress bar may be drawn (on a terminal); mpirun hands every rank a pseudo
+  // terminal, so multi-process runs print log lines only.
+  Logging(const std::string& dir, int64_t total_steps, std::FILE* out, bool writes, bool bar)
+      : progress(total_steps, out, ProgressBar::Options{.enabled = writes && bar ? std::nullopt : std::optional<bool>(false)}),
         eta(total_steps) {
     if (!writes) return;
     metrics.emplace(dir + "/metrics.jsonl");
@@ -86,14 +88,18 @@ Trainer::Trainer(const RunConfig& cfg, Data data, std::shared_ptr<const Tokenize
   }
   model_ = std::make_unique<GPTModel>(cfg_.model, cfg_.train.seed);
   const TrainConfig& t = cfg_.train;
-  optimizer_ = std::make_unique<AdamW>(model_->params(), AdamW::Config{.lr = t.lr, .beta1 = t.adam_beta1,
-                                                                       .beta2 = t.adam_beta2, .eps = t.adam_eps,
-                                                                       .weight_decay = t.weight_decay});
+  if (cfg_.train.use_distributed_optimizer) zero_ = std::make_unique<DistributedAdamW>(model_->params(), adamw_config(), *dp_);
+  else optimizer_ = std::make_unique<AdamW>(model_->params(), adamw_config());
   schedule_ = lr_schedule_of(t);
   ctx_.rng = Philox(t.seed);
 }
 
 Trainer::~Trainer() = default;
+
+AdamW::Config Trainer::adamw_config() const {
+  const TrainConfig& t = cfg_.train;
+  return {.lr = t.lr, .beta1 = t.adam_beta1, .beta2 = t.adam_beta2, .eps = t.adam_eps, .weight_decay = t.weight_decay};
+}
 
 void Trainer::say(const std::string& line) {
   if (!logs()) return;
@@ -112,7 +118,14 @@ bool Trainer::resume() {
     if (!latest) return false;
     path = *latest;
   }
-  const LoadedCheckpoint ck = load_checkpoint(path, model_->params(), optimizer_.get());
+  // The distributed optimizer loads the replicated state (checkpoints are layout-independent) and
+  // keeps its shard.
+  std::unique_ptr<AdamW> full = zero_ ? std::make_unique<AdamW>(model_->params(), adamw_config()) : nullptr;
+  const LoadedCheckpoint ck = load_checkpoint(path, model_->params(), zero_ ? full.get() : optimizer_.get());
+  if (zero_) {
+    zero_->scatter_state(*full);
+    zero_->set_steps(full->steps());
+  }
   const nlohmann::json& s = ck.trainer_state;
   step_ = ck.step;
   skipped_steps_ = s.value("skipped_steps", int64_t{0});
@@ -133,8 +146,13 @@ void Trainer::save_checkpoint() {
       {"config", cfg_.to_yaml()},
   };
   if (data_.valid) state["valid_consumed_samples"] = data_.valid->consumed_samples();
-  CheckpointContents contents{.step = step_, .params = &model_->params(), .optimizer = optimizer_.get(),
-                              .trainer_state = std::move(state)};
+  std::unique_ptr<AdamW> full;
+  if (zero_) {  // every rank takes part in gathering the sharded state
+    full = std::make_unique<AdamW>(model_->params(), adamw_config());
+    zero_->gather_state(*full);
+  }
+  CheckpointContents contents{.step = step_, .params = &model_->params(),
+                              .optimizer = zero_ ? full.get() : optimizer_.get(), .trainer_state = std::move(state)};
   if (tokenizer_) contents.save_tokenizer = [this](const std::string& dir) { tokenizer_->save(dir); };
   // Data parallelism keeps identical replicas: rank 0 writes, the others wait for it.
   if (dp_->rank() == 0) {
@@ -159,14 +177,14 @@ void Trainer::train(int64_t until) {
   const TrainConfig& t = cfg_.train;
   if (until < 0) until = t.train_iters;
   if (!logging_) {
-    logging_ = std::make_unique<Logging>(t.output_dir, t.train_iters, log_, logs());
+    logging_ = std::make_unique<Logging>(t.output_dir, t.train_iters, log_, logs(), dp_->size() == 1);
     logging_->peak_gflops = gemm_peak_gflops(cfg_.model.bf16 ? DType::bf16 : DType::f32, ctx_.device, 0.25);
     logging_->flops_per_token = model_->training_flops_per_token(t.seq_length);
   }
   Logging& L = *logging_;
   const int64_t dp_size = dp_->size(), dp_rank = dp_->rank();
   while (step_ < until) {
-    const float lr = schedule_.lr(optimizer_->steps());
+    const float lr = schedule_.lr(optimizer_steps());
     // Every rank reads the whole global batch (the loader is cheap), keeping microbatches
     // m % DP == rank: Megatron's sampler gives rank r samples [r mbs, (r+1) mbs) of each chunk.
     std::vector<Batch> batches;
@@ -175,7 +193,8 @@ void Trainer::train(int64_t until) {
       Batch b = data_.train->next();
       if (m % dp_size == dp_rank) batches.push_back(std::move(b));
     }
-    const StepStats st = train_step(ctx_, *model_, *optimizer_, batches, lr, t.clip_grad, dp_);
+    const StepStats st = zero_ ? train_step(ctx_, *model_, *zero_, batches, lr, t.clip_grad, *dp_)
+                               : train_step(ctx_, *model_, *optimizer_, batches, lr, t.clip_grad, dp_);
     ++step_;
     if (!st.applied) {
       ++skipped_steps_;

@@ -45,7 +45,11 @@ class Trainer {
   int64_t step() const { return step_; }
   GPTModel& model() { return *model_; }
   const GPTModel& model() const { return *model_; }
-  AdamW& optimizer() { return *optimizer_; }
+  AdamW& optimizer() {  // the replicated optimizer (not with train.use_distributed_optimizer)
+    FOUNDRY_CHECK(optimizer_ != nullptr, "Trainer::optimizer: the run uses the distributed optimizer");
+    return *optimizer_;
+  }
+  int64_t optimizer_steps() const { return zero_ ? zero_->steps() : optimizer_->steps(); }
   const RunConfig& config() const { return cfg_; }
   const std::vector<double>& step_losses() const { return step_losses_; }  // one per step run here
   std::string checkpoint_root() const { return cfg_.train.output_dir + "/checkpoints"; }
@@ -63,7 +67,9 @@ class Trainer {
   Communicator* dp_;
   int64_t global_microbatches_ = 1;  // per step, over all data-parallel ranks
   std::unique_ptr<GPTModel> model_;
-  std::unique_ptr<AdamW> optimizer_;
+  std::unique_ptr<AdamW> optimizer_;            // replicated AdamW, or
+  std::unique_ptr<DistributedAdamW> zero_;      // ZeRO-1 (train.use_distributed_optimizer)
+  AdamW::Config adamw_config() const;
   LRSchedule schedule_;
   Context ctx_;
   int64_t step_ = 0;
