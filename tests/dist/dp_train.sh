@@ -47,4 +47,10 @@ if "$mpiexec" --allow-run-as-root --oversubscribe -np 3 "$foundry" train "${comm
   >"$work/three.log" 2>&1; then fail "3 ranks with a global batch of 2 microbatches was accepted"; fi
 grep -q 'train.global_batch_size 4 is not a multiple of train.micro_batch_size 2 x 3 data-parallel ranks' "$work/three.log" ||
   fail "unclear error: $(tail -5 "$work/three.log")"
+# bench comm: the bytes each collective moves per step equal the layout's formula.
+for zero in false true; do
+  "$mpiexec" --allow-run-as-root --oversubscribe -np 2 "$foundry" bench comm "${common[@]:0:19}" \
+    train.use_distributed_optimizer=$zero --steps 1 >"$work/comm.json" 2>&1 || fail "bench comm: $(tail -3 "$work/comm.json")"
+  grep -q '"matches_analytic":true' "$work/comm.json" || fail "bench comm ($zero) disagrees: $(cat "$work/comm.json")"
+done
 echo "dp_train: all checks passed"

@@ -8,6 +8,7 @@ namespace foundry::cli {
 
 void add_train_command(CLI::App& app);  // foundry train [RECIPE] [section.key=value ...]
 void add_bench_command(CLI::App& app);  // foundry bench step RECIPE [section.key=value ...]
+void add_bench_comm_command(CLI::App& bench);  // foundry bench comm RECIPE (a subcommand of bench)
 void add_info_command(CLI::App& app);   // foundry info
 void add_preprocess_command(CLI::App& app);  // foundry preprocess --input FILES --tokenizer T --output-prefix P
 void add_plot_command(CLI::App& app);   // foundry plot RUN_DIR [--output FILE.svg]

@@ -1,0 +1,59 @@
+// CountingCommunicator: forwards every collective to another communicator and tallies, per
+// collective, the calls and the payload bytes this rank hands to it (`foundry bench comm`):
+//   all_reduce, broadcast, send, recv     bytes of x
+//   reduce_scatter                        bytes of the input (size x chunk)
+//   all_gather, all_gather_v              bytes of the output (every rank's part)
+//   all_to_all_v                          bytes this rank sends
+// plus the bytes a ring implementation moves through each rank's link ("bus bytes", the NCCL
+// tests convention, n = group size): all_reduce 2 (n-1)/n x bytes, reduce_scatter and all_gather
+// (n-1)/n x bytes, all_to_all_v the bytes sent to other ranks, point-to-point the bytes.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "foundry/comm/communicator.h"
+
+namespace foundry {
+
+struct CollectiveTally {
+  int64_t calls = 0;
+  double bytes = 0;      // payload, as above
+  double bus_bytes = 0;  // moved through this rank's link by a ring algorithm
+};
+
+class CountingCommunicator final : public Communicator {
+ public:
+  explicit CountingCommunicator(Communicator& inner);
+
+  const std::map<std::string, CollectiveTally>& tally() const { return tally_; }
+  void reset() { tally_.clear(); }
+
+  int rank() const override { return inner_.rank(); }
+  int size() const override { return inner_.size(); }
+  std::string name() const override { return inner_.name(); }
+  void all_reduce(TensorView x, ReduceOp op) override;
+  void reduce_scatter(TensorView in, TensorView out) override;
+  void all_gather(TensorView in, TensorView out) override;
+  void all_gather_v(TensorView in, TensorView out, std::span<const int64_t> counts) override;
+  void all_to_all_v(TensorView in, std::span<const int64_t> send_counts, std::span<const int64_t> send_offsets,
+                    TensorView out, std::span<const int64_t> recv_counts,
+                    std::span<const int64_t> recv_offsets) override;
+  void broadcast(TensorView x, int root) override;
+  void send(TensorView x, int peer, int tag) override;
+  void recv(TensorView x, int peer, int tag) override;
+  void barrier() override;
+  std::unique_ptr<Request> all_reduce_async(TensorView x, ReduceOp op) override;
+  std::unique_ptr<Request> reduce_scatter_async(TensorView in, TensorView out) override;
+  std::unique_ptr<Request> all_gather_async(TensorView in, TensorView out) override;
+  std::unique_ptr<Communicator> split(int color, int key, const std::string& name) override;
+
+ private:
+  void add(const std::string& what, double bytes, double bus_bytes);
+  double ring(double bytes) const { return size() > 1 ? bytes * (size() - 1) / size() : 0.0; }
+  Communicator& inner_;
+  std::map<std::string, CollectiveTally> tally_;
+};
+
+}  // namespace foundry
