@@ -8,6 +8,7 @@
 
 #include "foundry/nn/embedding.h"
 #include "foundry/nn/mlp.h"
+#include "foundry/nn/parallel_attention.h"
 #include "foundry/nn/parallel_mlp.h"
 #include "foundry/nn/vocab_parallel.h"
 #include "testing.h"
@@ -15,6 +16,15 @@
 namespace foundry::testing {
 
 inline constexpr double kTpRtol = 1e-5, kTpAtol = 1e-6;
+
+// allclose with atol kTpAtol * max|b| (at least kTpAtol): for outputs whose elements are sums of
+// terms much larger than some results (the attention's y and dx reach |18| with init std 0.3, and a
+// reordered f32 sum of such terms errs by ~eps * their size, ~1e-6, on results near 0).
+inline ::testing::AssertionResult allclose_to_scale(const Tensor& a, const Tensor& b) {
+  double mx = 1.0;
+  for (float v : b.to_vector()) mx = std::max(mx, static_cast<double>(std::abs(v)));
+  return allclose(a, b, kTpRtol, kTpAtol * mx);
+}
 
 // Rows [r n/P, (r+1) n/P) of a (n, C) tensor: this rank's tokens under sequence parallelism.
 inline Tensor my_tokens(const Tensor& x, const Communicator& tp, bool sp) {
@@ -161,6 +171,55 @@ inline void check_vocab_parallel_cross_entropy(Communicator& tp, double token_co
       .grad_scale = 0.5f, .dlogits = mine});
   EXPECT_EQ(again.loss, got.loss);
   EXPECT_TRUE(allclose(mine, dl, 0, 0)) << "in-place dlogits";
+}
+
+// Attention with heads split over tp: NH = 16, NKV = 8 (G = 2), HD = 4, two sequences of 8 tokens.
+// The replicated q/k norm gradients are summed over tp here (parallel_attention.h).
+inline void check_parallel_attention(Communicator& tp, bool sp, bool qk_layernorm) {
+  const int64_t h = 32;
+  const int r = tp.rank(), p = tp.size();
+  const Attention::Config ac{.hidden = h, .num_heads = 16, .num_kv_heads = 8, .head_dim = 4,
+                             .init_std = 0.3f, .output_init_std = 0.3f, .qk_layernorm = qk_layernorm};
+  Attention ref(ac);
+  ParamTable rt;
+  ref.register_params(rt, "attn");
+  rt.allocate(9);
+  ParallelAttention attn({.attn = ac, .sequence_parallel = sp}, tp);
+  ParamTable pt;
+  attn.register_params(pt, "attn");
+  pt.allocate(9);
+  attn.local.linear_qkv.weight.value.copy_from(shard_rows(ref.linear_qkv.weight.value, r, p));
+  attn.local.linear_proj.weight.value.copy_from(shard_cols(ref.linear_proj.weight.value, r, p));
+  if (qk_layernorm) {  // non-trivial norm weights
+    Tensor qw = randn({4}, 21), kw = randn({4}, 22);
+    ref.q_layernorm.weight.value.copy_from(qw);
+    ref.k_layernorm.weight.value.copy_from(kw);
+    attn.local.q_layernorm.weight.value.copy_from(qw);
+    attn.local.k_layernorm.weight.value.copy_from(kw);
+  }
+
+  Context ctx;
+  const SequenceLayout seq = SequenceLayout::uniform(2, 8);
+  Tensor x = randn({16, h}, 10), dy = randn({16, h}, 11);
+  Attention::Saved rs, ps;
+  Tensor y_ref = ref.forward(ctx, x, seq, rs), dx_ref = ref.backward(ctx, dy, seq, rs);
+  Tensor y = attn.forward(ctx, my_tokens(x, tp, sp), seq, ps);
+  // This rank's heads before the output projection: the same per-head computation.
+  EXPECT_TRUE(allclose(ps.out.reshape({16, 16 / p * 4}), shard_cols(rs.out.reshape({16, 64}), r, p),
+                       kTpRtol, kTpAtol)) << "attention output of this rank's heads";
+  EXPECT_TRUE(allclose_to_scale(y, my_tokens(y_ref, tp, sp))) << "forward";
+  Tensor dx = attn.backward(ctx, my_tokens(dy, tp, sp), seq, ps);
+  EXPECT_TRUE(allclose_to_scale(dx, my_tokens(dx_ref, tp, sp))) << "dx";
+  EXPECT_TRUE(allclose(attn.local.linear_qkv.weight.grad, shard_rows(ref.linear_qkv.weight.grad, r, p),
+                       kTpRtol, kTpAtol)) << "dWqkv";
+  EXPECT_TRUE(allclose(attn.local.linear_proj.weight.grad, shard_cols(ref.linear_proj.weight.grad, r, p),
+                       kTpRtol, kTpAtol)) << "dWproj";
+  if (qk_layernorm) {
+    tp.all_reduce(attn.local.q_layernorm.weight.grad);
+    tp.all_reduce(attn.local.k_layernorm.weight.grad);
+    EXPECT_TRUE(allclose(attn.local.q_layernorm.weight.grad, ref.q_layernorm.weight.grad, kTpRtol, kTpAtol));
+    EXPECT_TRUE(allclose(attn.local.k_layernorm.weight.grad, ref.k_layernorm.weight.grad, kTpRtol, kTpAtol));
+  }
 }
 
 }  // namespace foundry::testing

@@ -29,6 +29,14 @@ TEST(TensorParallel, SwigluMlpEqualsMlp) {
   }
 }
 
+TEST(TensorParallel, AttentionWithHeadsSplitEqualsAttention) {
+  for (bool sp : {false, true})
+    for (bool qk : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << "sp " << sp << " qk_layernorm " << qk);
+      testing::check_parallel_attention(world(), sp, qk);
+    }
+}
+
 TEST(TensorParallel, VocabParallelEmbedding) {
   for (bool sp : {false, true}) {
     SCOPED_TRACE(::testing::Message() << "sp " << sp);
@@ -50,6 +58,9 @@ TEST(TensorParallel, SizesNotDivisibleByTpAreErrors) {
                 .find("is not divisible by the tensor-parallel size"), std::string::npos);
   EXPECT_NE(testing::error_of([&] { VocabParallelEmbedding({.vocab = p + 1, .hidden = 4}, world()); })
                 .find("VocabParallelEmbedding: vocab"), std::string::npos);
+  const Attention::Config ac{.hidden = 8 * p, .num_heads = 2 * p, .num_kv_heads = p / 2};
+  EXPECT_NE(testing::error_of([&] { ParallelAttention({.attn = ac}, world()); })
+                .find("num_query_groups " + std::to_string(p / 2) + " must be divisible"), std::string::npos);
 }
 
 }  // namespace
