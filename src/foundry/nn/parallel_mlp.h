@@ -7,11 +7,12 @@
 // (fc1_shard). fc2 (H, F) is split by columns (shard_cols). F % P == 0.
 #pragma once
 
+#include "foundry/nn/feed_forward.h"
 #include "foundry/nn/parallel_linear.h"
 
 namespace foundry {
 
-struct ParallelMLP {
+struct ParallelMLP : FeedForward {  // a TransformerLayer mlp block (x shaped (T/P, H) with SP)
   struct Config {
     int64_t hidden = 0;  // H
     int64_t ffn = 0;     // F (full)
@@ -20,7 +21,7 @@ struct ParallelMLP {
     float output_init_std = 0.02f;
     bool sequence_parallel = false;
   };
-  struct Saved {
+  struct Saved : FeedForward::State {
     ColumnParallelLinear::Saved fc1_in;
     Tensor h;  // (N, 2F/P)
     RowParallelLinear::Saved fc2_in;
@@ -31,7 +32,7 @@ struct ParallelMLP {
   RowParallelLinear linear_fc2;     // local (H, F/P)
 
   ParallelMLP(Config c, Communicator& tp);
-  void register_params(ParamTable& table, const std::string& name);  // "...mlp"
+  void register_params(ParamTable& table, const std::string& name) override;  // "...mlp"
 
   // Rank r's fc1 shard of the full [gate; up] weight (2F, H) -> (2F/P, H).
   static Tensor fc1_shard(const Tensor& full, int rank, int size);
@@ -39,6 +40,15 @@ struct ParallelMLP {
   // x (N, H), or (N/P, H) with SP -> y of the same shape
   Tensor forward(Context& ctx, const Tensor& x, Saved& s) const;
   Tensor backward(Context& ctx, const Tensor& dy, const Saved& s);  // -> dx, shaped as x
+
+  // FeedForward: the same, on a State made by new_state().
+  std::unique_ptr<State> new_state() const override { return std::make_unique<Saved>(); }
+  Tensor forward(Context& ctx, const Tensor& x, const SequenceLayout&, State& s) override {
+    return forward(ctx, x, static_cast<Saved&>(s));
+  }
+  Tensor backward(Context& ctx, const Tensor& dy, const State& s) override {
+    return backward(ctx, dy, static_cast<const Saved&>(s));
+  }
 };
 
 }  // namespace foundry
