@@ -6,6 +6,8 @@
 // embedding is exact (one owner per row).
 #pragma once
 
+#include <algorithm>
+
 #include "foundry/nn/embedding.h"
 #include "foundry/nn/mlp.h"
 #include "foundry/nn/parallel_attention.h"

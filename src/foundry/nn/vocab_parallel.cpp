@@ -1,5 +1,6 @@
 #include "foundry/nn/vocab_parallel.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
