@@ -1,5 +1,6 @@
 #include "foundry/moe/moe_layer.h"
 
+#include "foundry/moe/allgather_dispatcher.h"
 #include "foundry/moe/alltoall_dispatcher.h"
 #include "foundry/ops/elementwise.h"
 #include "foundry/ops/moe_rows.h"
@@ -11,6 +12,10 @@ namespace {
 int64_t ep_size(const MoELayer::Config& c) { return c.ep ? c.ep->size() : 1; }
 
 std::unique_ptr<TokenDispatcher> make_dispatcher(const MoELayer::Config& c) {
+  FOUNDRY_CHECK(c.token_dispatcher_type == "alltoall" || c.token_dispatcher_type == "allgather",
+                "MoELayer: moe_token_dispatcher_type '{}' is not one of alltoall, allgather", c.token_dispatcher_type);
+  if (ep_size(c) > 1 && c.token_dispatcher_type == "allgather")
+    return std::make_unique<AllGatherTokenDispatcher>(*c.ep, c.router.num_experts);
   if (ep_size(c) > 1) return std::make_unique<AllToAllTokenDispatcher>(*c.ep, c.router.num_experts);
   return std::make_unique<LocalTokenDispatcher>();
 }

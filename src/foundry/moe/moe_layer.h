@@ -9,7 +9,7 @@
 // scale comes from ctx.aux_loss_scale).
 // Expert parallelism (Config::ep, a group of size P > 1): the router still scores all E experts;
 // this rank holds only its E / P consecutive experts [rank E/P, (rank+1) E/P) and tokens move by
-// the AllToAllTokenDispatcher. The expert weights keep Megatron's local naming: one grouped tensor
+// the AllToAllTokenDispatcher (or the AllGatherTokenDispatcher). The expert weights keep Megatron's local naming: one grouped tensor
 // "...mlp.experts.linear_fc1.weight" of shape (E/P, 2F, H) whose row l is global expert
 // local_expert_begin() + l (checkpoint resharding by global expert index needs that offset, which
 // ParamSpec does not carry yet). Router aux losses use this rank's tokens only (no EP/TP reduction yet).
@@ -37,6 +37,8 @@ struct MoELayer : FeedForward {
     float init_std = 0.02f;
     float output_init_std = 0.02f;
     Communicator* ep = nullptr;      // expert-parallel group (outlives the layer); null or size 1: all local
+    std::string token_dispatcher_type = "alltoall";  // with ep: "alltoall" or "allgather" (Megatron's
+                                                      // moe_token_dispatcher_type; its default is allgather)
   };
   struct Saved : FeedForward::State {
     Router::Saved router;

@@ -24,6 +24,7 @@ struct DispatchHandle {
   Tensor permuted_tokens_per_expert;      // (E) i64: row_token's groups (rows per global expert)
   std::vector<int64_t> chunk_counts;      // (P x E_local) rows sent by rank s to local expert l
   std::vector<int64_t> send_counts;       // (P) rows this rank sent to each rank
+  int64_t gathered_tokens = 0;            // all-gather: P * T_max, the padded gathered batch of row_token
 };
 
 struct Dispatched {
