@@ -37,7 +37,7 @@ Tensor map_of(int r) {
   const int64_t T = tokens_of(r);
   Tensor m = Tensor::zeros({T, kE}, DType::u8);
   for (int64_t t = 0; t < T; ++t)
-    for (int64_t e = 0; e < kE; ++e) m.ptr<uint8_t>()[t * kE + e] = (r * 7 + t * 3 + e * 5) % 4 == 0 && e != r % kE;
+    for (int64_t e = 0; e < kE; ++e) m.ptr<uint8_t>()[t * kE + e] = (r * 7 + t * 3 + e * 5) % 3 == 0 && e != r % kE;
   return m;
 }
 
