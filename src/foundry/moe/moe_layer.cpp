@@ -1,16 +1,40 @@
 #include "foundry/moe/moe_layer.h"
 
+#include "foundry/moe/allgather_dispatcher.h"
+#include "foundry/moe/alltoall_dispatcher.h"
 #include "foundry/ops/elementwise.h"
 #include "foundry/ops/moe_rows.h"
 
 namespace foundry {
 
+namespace {
+
+int64_t ep_size(const MoELayer::Config& c) { return c.ep ? c.ep->size() : 1; }
+
+std::unique_ptr<TokenDispatcher> make_dispatcher(const MoELayer::Config& c) {
+  FOUNDRY_CHECK(c.token_dispatcher_type == "alltoall" || c.token_dispatcher_type == "allgather",
+                "MoELayer: moe_token_dispatcher_type '{}' is not one of alltoall, allgather", c.token_dispatcher_type);
+  if (ep_size(c) > 1 && c.token_dispatcher_type == "allgather")
+    return std::make_unique<AllGatherTokenDispatcher>(*c.ep, c.router.num_experts);
+  if (ep_size(c) > 1) return std::make_unique<AllToAllTokenDispatcher>(*c.ep, c.router.num_experts);
+  return std::make_unique<LocalTokenDispatcher>();
+}
+
+int64_t local_experts(const MoELayer::Config& c) {
+  FOUNDRY_CHECK(c.router.num_experts % ep_size(c) == 0,
+                "MoELayer: num_moe_experts {} must be divisible by the expert-parallel size {}", c.router.num_experts,
+                ep_size(c));
+  return c.router.num_experts / ep_size(c);
+}
+
+}  // namespace
+
 MoELayer::MoELayer(Config c)
     : cfg(c),
       router(c.router),
-      experts({.hidden = c.router.hidden, .ffn = c.moe_ffn_hidden_size, .num_experts = c.router.num_experts,
+      experts({.hidden = c.router.hidden, .ffn = c.moe_ffn_hidden_size, .num_experts = local_experts(c),
                .compute = c.compute, .init_std = c.init_std, .output_init_std = c.output_init_std}),
-      dispatcher(std::make_unique<LocalTokenDispatcher>()) {
+      dispatcher(make_dispatcher(c)) {
   if (c.shared_expert_ffn > 0)
     shared_experts.emplace(SharedExperts::Config{.hidden = c.router.hidden, .ffn = c.shared_expert_ffn,
                                                  .gate = c.shared_expert_gate, .compute = c.compute,
@@ -52,9 +76,7 @@ Tensor MoELayer::backward(Context& ctx, const Tensor& dy, const Saved& s, float 
   const Tensor d_rows = dispatcher->combine_backward(ctx, dy, s.handle);  // (N, H)
   const GroupedExperts::Grads g = experts.backward(ctx, d_rows, s.experts);
   Tensor dx = dispatcher->dispatch_backward(ctx, g.dx, s.handle);  // (T, H)
-  Tensor dprobs = Tensor::empty(s.routing.probs.shape(), DType::f32, ctx.device);  // (T, E)
-  probs_scatter({.drow = g.dprobs, .row_token = s.handle.row_token, .tokens_per_expert = s.handle.tokens_per_expert,
-                 .dprobs = dprobs});
+  const Tensor dprobs = dispatcher->probs_backward(ctx, g.dprobs, s.handle);  // (T, E)
   router.backward(ctx, dprobs, s.router, aux_grad_scale, dx);  // dx += the router's input gradient
   if (shared_experts) add_backward({.dout = shared_experts->backward(ctx, dy, s.shared), .da = dx});
   return dx;

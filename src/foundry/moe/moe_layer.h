@@ -7,11 +7,18 @@
 // their gradients enter in backward, scaled by aux_grad_scale (Megatron's
 // MoEAuxLossAutoScaler: the main loss scale, e.g. 1 / num_microbatches; as a FeedForward the
 // scale comes from ctx.aux_loss_scale).
+// Expert parallelism (Config::ep, a group of size P > 1): the router still scores all E experts;
+// this rank holds only its E / P consecutive experts [rank E/P, (rank+1) E/P) and tokens move by
+// the AllToAllTokenDispatcher (or the AllGatherTokenDispatcher). The expert weights keep Megatron's local naming: one grouped tensor
+// "...mlp.experts.linear_fc1.weight" of shape (E/P, 2F, H) whose row l is global expert
+// local_expert_begin() + l (checkpoint resharding by global expert index needs that offset, which
+// ParamSpec does not carry yet). Router aux losses use this rank's tokens only (no EP/TP reduction yet).
 #pragma once
 
 #include <memory>
 #include <optional>
 
+#include "foundry/comm/communicator.h"
 #include "foundry/moe/grouped_experts.h"
 #include "foundry/moe/router.h"
 #include "foundry/moe/shared_experts.h"
@@ -29,6 +36,9 @@ struct MoELayer : FeedForward {
     DType compute = DType::f32;      // experts' GEMM inputs (bf16 or f32); the router stays f32
     float init_std = 0.02f;
     float output_init_std = 0.02f;
+    Communicator* ep = nullptr;      // expert-parallel group (outlives the layer); null or size 1: all local
+    std::string token_dispatcher_type = "alltoall";  // with ep: "alltoall" or "allgather" (Megatron's
+                                                      // moe_token_dispatcher_type; its default is allgather)
   };
   struct Saved : FeedForward::State {
     Router::Saved router;
@@ -45,6 +55,8 @@ struct MoELayer : FeedForward {
   std::unique_ptr<TokenDispatcher> dispatcher;
 
   explicit MoELayer(Config c);
+  int64_t num_local_experts() const { return experts.cfg.num_experts; }
+  int64_t local_expert_begin() const { return cfg.ep ? cfg.ep->rank() * num_local_experts() : 0; }
   void register_params(ParamTable& table, const std::string& name) override;  // "decoder.layers.3.mlp"
 
   // x (T, H) -> (T, H); seq_length is S of the (B, S) batch (sequence-level aux loss).

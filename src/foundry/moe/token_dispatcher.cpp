@@ -1,6 +1,7 @@
 #include "foundry/moe/token_dispatcher.h"
 
 #include "foundry/ops/moe_permute.h"
+#include "foundry/ops/moe_rows.h"
 
 namespace foundry {
 
@@ -36,6 +37,13 @@ Tensor LocalTokenDispatcher::combine_backward(Context& ctx, const Tensor& d_out,
   Tensor d_rows = Tensor::empty({h.row_token.numel(), d_out.size(1)}, DType::f32, ctx.device);
   moe_unpermute_backward({.row_token = h.row_token, .dout = d_out, .dy = d_rows});
   return d_rows;
+}
+
+Tensor LocalTokenDispatcher::probs_backward(Context& ctx, const Tensor& d_row_probs, const DispatchHandle& h) {
+  Tensor dprobs = Tensor::empty({h.num_tokens, h.tokens_per_expert.numel()}, DType::f32, ctx.device);
+  probs_scatter({.drow = d_row_probs, .row_token = h.row_token, .tokens_per_expert = h.tokens_per_expert,
+                 .dprobs = dprobs});
+  return dprobs;
 }
 
 }  // namespace foundry

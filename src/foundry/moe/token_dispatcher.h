@@ -4,9 +4,12 @@
 // token's expert outputs back into token order. Each is the other's backward:
 //   dispatch_backward(handle, d_expert_rows) -> d_tokens    (a combine)
 //   combine_backward(handle, d_tokens)       -> d_expert_rows (a dispatch without routing)
+//   probs_backward(handle, d_row_probs)      -> d_probs (T, E) (the gradient of the row probs)
 // The local implementation keeps everything in this process; the all-to-all and all-gather
 // dispatchers of expert parallelism implement the same interface.
 #pragma once
+
+#include <vector>
 
 #include "foundry/core/context.h"
 #include "foundry/core/tensor.h"
@@ -14,9 +17,14 @@
 namespace foundry {
 
 struct DispatchHandle {
-  Tensor row_token;          // (N) i32: the token of each expert-major row
-  Tensor tokens_per_expert;  // (E) i64: rows per local expert
+  Tensor row_token;          // (N) i32: the token of each row of this rank's expert-major permutation
+  Tensor tokens_per_expert;  // (E_local) i64: rows per local expert (the experts' group sizes)
   int64_t num_tokens = 0;    // T
+  // Expert parallelism (empty for the local dispatcher, where the permutation is the experts' rows):
+  Tensor permuted_tokens_per_expert;      // (E) i64: row_token's groups (rows per global expert)
+  std::vector<int64_t> chunk_counts;      // (P x E_local) rows sent by rank s to local expert l
+  std::vector<int64_t> send_counts;       // (P) rows this rank sent to each rank
+  int64_t gathered_tokens = 0;            // all-gather: P * T_max, the padded gathered batch of row_token
 };
 
 struct Dispatched {
@@ -36,6 +44,8 @@ class TokenDispatcher {
   virtual Tensor dispatch_backward(Context& ctx, const Tensor& d_rows, const DispatchHandle& h) = 0;
   // d out (T, H) -> d expert rows (N, H)
   virtual Tensor combine_backward(Context& ctx, const Tensor& d_out, const DispatchHandle& h) = 0;
+  // d row probs (N) -> d probs (T, E) (written; 0 where the routing map is 0)
+  virtual Tensor probs_backward(Context& ctx, const Tensor& d_row_probs, const DispatchHandle& h) = 0;
 };
 
 class LocalTokenDispatcher final : public TokenDispatcher {
@@ -44,6 +54,7 @@ class LocalTokenDispatcher final : public TokenDispatcher {
   Tensor combine(Context& ctx, const Tensor& expert_rows, const DispatchHandle& h) override;
   Tensor dispatch_backward(Context& ctx, const Tensor& d_rows, const DispatchHandle& h) override;
   Tensor combine_backward(Context& ctx, const Tensor& d_out, const DispatchHandle& h) override;
+  Tensor probs_backward(Context& ctx, const Tensor& d_row_probs, const DispatchHandle& h) override;
 };
 
 }  // namespace foundry
