@@ -193,6 +193,35 @@ def check_against_reference():
         assert abs(loss.item() - ref_loss.item()) < 1e-5 and worst < 1e-4, gemm
 
 
+def run_and_report(model, args):
+    """Warm-up plus timed AdamW steps of `model` on one random batch; prints the JSON line."""
+    opt = make_optimizer(model)
+    gen = torch.Generator().manual_seed(0)
+    seq = torch.randint(0, args.vocab, (args.batch, args.seq + 1), generator=gen)
+    tokens, targets = seq[:, :-1].contiguous(), seq[:, 1:].contiguous()
+    for _ in range(args.warmup):
+        train_step(model, opt, tokens, targets)
+    times = []
+    for _ in range(args.steps):
+        t0 = time.perf_counter()
+        loss = train_step(model, opt, tokens, targets)
+        loss.item()
+        times.append(time.perf_counter() - t0)
+    step_s = sum(times) / len(times)
+    print(json.dumps({
+        "impl": "torch",
+        "tokens_per_s": round(args.batch * args.seq / step_s, 1),
+        "step_ms": round(step_s * 1e3, 2),
+        "step_ms_each": [round(t * 1e3, 1) for t in times],
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "gemm": args.gemm,
+        "steps": args.steps,
+        "params": sum(p.numel() for p in model.parameters()),
+        "loss": round(loss.item(), 4),
+    }))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--hidden", type=int, default=512)
@@ -216,31 +245,7 @@ def main():
 
     model = DenseGPT(args.vocab, args.hidden, args.layers, args.heads, args.kv_heads, args.ffn,
                      args.seq, args.gemm)
-    opt = make_optimizer(model)
-    gen = torch.Generator().manual_seed(0)
-    seq = torch.randint(0, args.vocab, (args.batch, args.seq + 1), generator=gen)
-    tokens, targets = seq[:, :-1].contiguous(), seq[:, 1:].contiguous()
-    for _ in range(args.warmup):
-        train_step(model, opt, tokens, targets)
-    times = []
-    for _ in range(args.steps):
-        t0 = time.perf_counter()
-        loss = train_step(model, opt, tokens, targets)
-        loss.item()
-        times.append(time.perf_counter() - t0)
-    step_s = sum(times) / len(times)
-    print(json.dumps({
-        "impl": "torch",
-        "tokens_per_s": round(args.batch * args.seq / step_s, 1),
-        "step_ms": round(step_s * 1e3, 2),
-        "threads": args.threads,
-        "torch": torch.__version__,
-        "gemm": args.gemm,
-        "steps": args.steps,
-        "params": sum(p.numel() for p in model.parameters()),
-        "loss": round(loss.item(), 4),
-    }))
-
+    run_and_report(model, args)
 
 if __name__ == "__main__":
     main()

@@ -21,17 +21,15 @@ probabilities) in both GEMM modes: loss and every gradient.
 """
 
 import argparse
-import json
 import math
 import os
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dense_step import PATHS, DenseGPT, make_optimizer, train_step  # noqa: E402
+from dense_step import PATHS, DenseGPT, run_and_report  # noqa: E402
 
 
 class MoEGPT(torch.nn.Module):
@@ -184,32 +182,7 @@ def main():
 
     model = MoEGPT(args.vocab, args.hidden, args.layers, args.heads, args.kv_heads, args.experts, args.topk,
                    args.moe_ffn, args.aux_coeff, args.seq, args.gemm)
-    opt = make_optimizer(model)
-    gen = torch.Generator().manual_seed(0)
-    seq = torch.randint(0, args.vocab, (args.batch, args.seq + 1), generator=gen)
-    tokens, targets = seq[:, :-1].contiguous(), seq[:, 1:].contiguous()
-    for _ in range(args.warmup):
-        train_step(model, opt, tokens, targets)
-    times = []
-    for _ in range(args.steps):
-        t0 = time.perf_counter()
-        loss = train_step(model, opt, tokens, targets)
-        loss.item()
-        times.append(time.perf_counter() - t0)
-    step_s = sum(times) / len(times)
-    print(json.dumps({
-        "impl": "torch",
-        "tokens_per_s": round(args.batch * args.seq / step_s, 1),
-        "step_ms": round(step_s * 1e3, 2),
-        "step_ms_each": [round(t * 1e3, 1) for t in times],
-        "threads": args.threads,
-        "torch": torch.__version__,
-        "gemm": args.gemm,
-        "steps": args.steps,
-        "params": sum(p.numel() for p in model.parameters()),
-        "loss": round(loss.item(), 4),
-    }))
-
+    run_and_report(model, args)
 
 if __name__ == "__main__":
     main()

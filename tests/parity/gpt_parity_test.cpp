@@ -3,16 +3,17 @@
 // weights, and 10 AdamW steps with gradient clipping (loss before each step, final weights).
 // Tolerances (fp32): logits and loss within 1e-5 relative; gradients and parameters within
 // 1e-4 relative to their norm.
-#include "fixture.h"
-#include "foundry/models/gpt/gpt_model.h"
 #include "foundry/ops/loss.h"
-#include "foundry/optim/adamw.h"
-#include "testing.h"
+#include "parity/parity_util.h"
 
 namespace foundry {
 namespace {
 
+using testing::adamw_of;
+using testing::expect_params_match;
 using testing::Fixture;
+using testing::load_weights;
+using testing::rel_diff;
 
 struct ParityCase {
   Fixture fx;
@@ -33,13 +34,6 @@ ParityCase load(const std::string& file) {
   return s;
 }
 
-void load_weights(GPTModel& m, const Fixture& fx, const std::string& prefix) {
-  for (int i = 0; i < m.params().size(); ++i)
-    m.params().param(i).value.copy_from(fx.at(prefix + m.params().spec(i).name));
-}
-
-double rel_diff(double a, double b) { return std::abs(a - b) / std::abs(b); }
-
 class GPTParity : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(GPTParity, LogitsLossAndGradients) {
@@ -55,10 +49,7 @@ TEST_P(GPTParity, LogitsLossAndGradients) {
   const CrossEntropyResult ce = cross_entropy_fused({.logits = logits, .targets = s.targets, .dlogits = logits});
   EXPECT_LE(rel_diff(ce.loss, s.fx.at("loss").to_vector()[0]), 1e-5) << ce.loss;
   m.backward(ctx, logits, seq, saved);
-  for (int i = 0; i < m.params().size(); ++i) {
-    const std::string& name = m.params().spec(i).name;
-    EXPECT_TRUE(testing::close_in_norm(m.params().param(i).grad, s.fx.at("grad." + name), 1e-4)) << name;
-  }
+  expect_params_match(m.params(), /*gradients=*/true, s.fx, "grad.", 1e-4);
 }
 
 TEST_P(GPTParity, TenAdamWStepsWithClipping) {
@@ -66,8 +57,8 @@ TEST_P(GPTParity, TenAdamWStepsWithClipping) {
   ASSERT_TRUE(s.fx.contains("losses")) << GetParam() << " holds no AdamW trajectory";
   GPTModel m(s.cfg, 0);
   load_weights(m, s.fx, "");
-  const float* h = s.fx.at("adamw").ptr<float>();  // [lr, beta1, beta2, eps, weight_decay, clip]
-  AdamW opt(m.params(), {.lr = h[0], .beta1 = h[1], .beta2 = h[2], .eps = h[3], .weight_decay = h[4]});
+  const testing::FixtureAdamW h = adamw_of(s.fx);
+  AdamW opt(m.params(), h.config);
   const auto losses = s.fx.at("losses").to_vector();
   const auto norms = s.fx.at("grad_norms").to_vector();
   const SequenceLayout seq = SequenceLayout::uniform(s.B, s.S);
@@ -79,14 +70,11 @@ TEST_P(GPTParity, TenAdamWStepsWithClipping) {
     const double loss = cross_entropy_fused({.logits = logits, .targets = s.targets, .dlogits = logits}).loss;
     m.backward(ctx, logits, seq, saved);
     EXPECT_LE(rel_diff(loss, losses[step]), 1e-5) << "step " << step + 1 << ": " << loss << " vs " << losses[step];
-    const GradClip clip = clip_grad_norm(m.params(), h[5]);
+    const GradClip clip = clip_grad_norm(m.params(), h.clip);
     EXPECT_LE(rel_diff(clip.norm, norms[step]), 1e-4) << "grad norm at step " << step + 1;
-    opt.step(h[0], clip.coefficient);
+    opt.step(h.config.lr, clip.coefficient);
   }
-  for (int i = 0; i < m.params().size(); ++i) {
-    const std::string& name = m.params().spec(i).name;
-    EXPECT_TRUE(testing::close_in_norm(m.params().param(i).value, s.fx.at("final." + name), 1e-4)) << name;
-  }
+  expect_params_match(m.params(), /*gradients=*/false, s.fx, "final.", 1e-4);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, GPTParity, ::testing::Values("gpt_tiny.bin", "gpt_tiny_tied.bin"),

@@ -11,16 +11,17 @@
 // Tolerances (fp32): logits and loss within 1e-5 relative; gradients and parameters within 1e-4
 // relative to their norm. The fixture writer checks that a float64 replay routes every token of
 // every step identically (smallest top-k score gap 6.5e-6), so routing flips cannot occur.
-#include "fixture.h"
-#include "foundry/models/gpt/gpt_model.h"
 #include "foundry/ops/loss.h"
-#include "foundry/optim/adamw.h"
-#include "testing.h"
+#include "parity/parity_util.h"
 
 namespace foundry {
 namespace {
 
+using testing::adamw_of;
+using testing::expect_params_match;
 using testing::Fixture;
+using testing::load_weights;
+using testing::rel_diff;
 
 struct MoECase {
   Fixture fx;
@@ -57,23 +58,19 @@ MoECase load(const std::string& file) {
   return s;
 }
 
-// Every model parameter from the fixture; the fixture holds no parameter the model lacks.
-void load_weights(GPTModel& m, const Fixture& fx, const std::string& prefix) {
-  int64_t in_fixture = 0;
-  for (const std::string& name : fx.names())
-    if (name.rfind("final.", 0) == 0) ++in_fixture;
-  ASSERT_EQ(m.params().size(), in_fixture) << "parameter count: model vs fixture";
-  for (int i = 0; i < m.params().size(); ++i)
-    m.params().param(i).value.copy_from(fx.at(prefix + m.params().spec(i).name));
+// The fixture holds no parameter the model lacks (one "final." entry per parameter).
+int64_t fixture_parameters(const Fixture& fx) {
+  int64_t n = 0;
+  for (const std::string& name : fx.names()) n += name.rfind("final.", 0) == 0;
+  return n;
 }
-
-double rel_diff(double a, double b) { return std::abs(a - b) / std::abs(b); }
 
 class MoEParity : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(MoEParity, LogitsLossAndGradients) {
   MoECase s = load(GetParam());
   GPTModel m(s.cfg, 0);
+  ASSERT_EQ(m.params().size(), fixture_parameters(s.fx)) << "parameter count: model vs fixture";
   load_weights(m, s.fx, "");
   Context ctx;  // aux_loss_scale = 1: one micro-batch
   GPTModel::Saved saved;
@@ -100,18 +97,15 @@ TEST_P(MoEParity, LogitsLossAndGradients) {
   const double loss = ce.loss + m.moe_aux_loss(saved);  // CE + sum over MoE layers (aux + z)
   EXPECT_LE(rel_diff(loss, s.fx.at("loss").to_vector()[0]), 1e-5) << loss;
   m.backward(ctx, logits, seq, saved);  // adds the aux and z-loss gradients (ctx.aux_loss_scale = 1)
-  for (int i = 0; i < m.params().size(); ++i) {
-    const std::string& name = m.params().spec(i).name;
-    EXPECT_TRUE(testing::close_in_norm(m.params().param(i).grad, s.fx.at("grad." + name), 1e-4)) << name;
-  }
+  expect_params_match(m.params(), /*gradients=*/true, s.fx, "grad.", 1e-4);
 }
 
 TEST_P(MoEParity, TenAdamWStepsWithClipping) {
   MoECase s = load(GetParam());
   GPTModel m(s.cfg, 0);
   load_weights(m, s.fx, "");
-  const float* h = s.fx.at("adamw").ptr<float>();  // [lr, beta1, beta2, eps, weight_decay, clip]
-  AdamW opt(m.params(), {.lr = h[0], .beta1 = h[1], .beta2 = h[2], .eps = h[3], .weight_decay = h[4]});
+  const testing::FixtureAdamW h = adamw_of(s.fx);
+  AdamW opt(m.params(), h.config);
   const auto losses = s.fx.at("losses").to_vector(), ce_losses = s.fx.at("ce_losses").to_vector();
   const auto norms = s.fx.at("grad_norms").to_vector();
   const SequenceLayout seq = SequenceLayout::uniform(s.B, s.S);
@@ -126,14 +120,11 @@ TEST_P(MoEParity, TenAdamWStepsWithClipping) {
     EXPECT_LE(rel_diff(ce, ce_losses[step]), 1e-5) << "CE at step " << step + 1 << ": " << ce << " vs "
                                                  << ce_losses[step];
     EXPECT_LE(rel_diff(loss, losses[step]), 1e-5) << "step " << step + 1 << ": " << loss << " vs " << losses[step];
-    const GradClip clip = clip_grad_norm(m.params(), h[5]);
+    const GradClip clip = clip_grad_norm(m.params(), h.clip);
     EXPECT_LE(rel_diff(clip.norm, norms[step]), 1e-4) << "grad norm at step " << step + 1;
-    opt.step(h[0], clip.coefficient);
+    opt.step(h.config.lr, clip.coefficient);
   }
-  for (int i = 0; i < m.params().size(); ++i) {
-    const std::string& name = m.params().spec(i).name;
-    EXPECT_TRUE(testing::close_in_norm(m.params().param(i).value, s.fx.at("final." + name), 1e-4)) << name;
-  }
+  expect_params_match(m.params(), /*gradients=*/false, s.fx, "final.", 1e-4);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, MoEParity,

@@ -41,8 +41,9 @@ Tensor TransformerLayer::forward_inference(Context& ctx, const Tensor& x, int64_
                                               batch, past_len, k_cache, v_cache);
   add_forward({.a = x, .b = a, .out = a});  // x1 = x + attn (in place)
   const std::unique_ptr<FeedForward::State> mlp_unused = mlp->new_state();
-  Tensor m = mlp->forward(ctx, pre_mlp_layernorm.forward(ctx, a, norm_unused),
-                          SequenceLayout::uniform(batch, x.size(0) / batch), *mlp_unused);
+  // The FFN reads only the sequence structure (batch of equal-length rows), not positions.
+  const SequenceLayout rows{.batch = batch};
+  Tensor m = mlp->forward(ctx, pre_mlp_layernorm.forward(ctx, a, norm_unused), rows, *mlp_unused);
   add_forward({.a = a, .b = m, .out = m});  // out = x1 + mlp (in place)
   return m;
 }
