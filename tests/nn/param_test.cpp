@@ -63,3 +63,69 @@ TEST(ParamTable, RejectsDuplicatesAndLateRegistration) {
 
 }  // namespace
 }  // namespace foundry
+
+namespace foundry {
+namespace {
+
+// Shards: the blocks of a split (and of a [gate; up] split, and of a split composed with another)
+// are exactly the slices a naive loop takes; a sharded parameter starts as its slice of the full
+// tensor's initial value; dense and expert parameters occupy separate ranges of the arenas.
+TEST(ParamShards, SplitHalvesAndComposedSplitsMatchNaiveSlices) {
+  const Shape full_shape{4, 8, 3};  // (E, 2F, H)
+  std::vector<float> v(static_cast<size_t>(full_shape.numel()));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i);
+  const Tensor full = Tensor::from<float>(full_shape, v);
+  for (int ep = 0; ep < 2; ++ep)
+    for (int etp = 0; etp < 2; ++etp) {
+      ParamSpec s{.name = "experts.linear_fc1.weight", .shape = full_shape};
+      shard_split(s, 0, ep, 2, "ep");
+      shard_split_halves(s, 1, etp, 2, "etp");
+      ASSERT_EQ(s.shape, (Shape{2, 4, 3}));
+      EXPECT_EQ(s.global_shape, full_shape);
+      EXPECT_EQ(s.shard_group, "ep_etp");
+      Tensor local = Tensor::empty(s.shape);
+      copy_full_to_shard(s, full, local);
+      for (int64_t e = 0; e < 2; ++e)
+        for (int64_t r = 0; r < 4; ++r)
+          for (int64_t h = 0; h < 3; ++h) {
+            // local row r: gate rows [etp 2, +2) then up rows 4 + [etp 2, +2)
+            const int64_t g_row = r < 2 ? etp * 2 + r : 4 + etp * 2 + (r - 2);
+            const int64_t g = ((ep * 2 + e) * 8 + g_row) * 3 + h;
+            EXPECT_EQ(local.ptr<float>()[(e * 4 + r) * 3 + h], v[static_cast<size_t>(g)]);
+          }
+      Tensor back = Tensor::zeros(full_shape);
+      copy_shard_to_full(s, local, back);
+      for (int64_t i = 0; i < full_shape.numel(); ++i) {
+        if (back.ptr<float>()[i] != 0.f) EXPECT_EQ(back.ptr<float>()[i], v[static_cast<size_t>(i)]);
+      }
+    }
+  ParamSpec cols{.name = "proj.weight", .shape = {2, 6}};
+  shard_split(cols, 1, 2, 3, "tp");
+  Tensor c = Tensor::empty(cols.shape);
+  copy_full_to_shard(cols, Tensor::from({2, 6}, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}), c);
+  EXPECT_EQ(c.to_vector(), (std::vector<float>{4, 5, 10, 11}));
+  ParamSpec bad{.name = "x.weight", .shape = {3, 2}};
+  EXPECT_THROW(shard_split(bad, 0, 0, 2, "tp"), Error);
+}
+
+TEST(ParamShards, ShardedInitIsTheSliceOfTheFullInitAndExpertsComeLast) {
+  Param full, part, expert, dense;
+  ParamTable one, two;
+  one.add(full, {.name = "w", .shape = {6, 4}, .init = Init::normal(1.f)});
+  one.allocate(5);
+  ParamSpec s{.name = "w", .shape = {6, 4}, .init = Init::normal(1.f)};
+  shard_split(s, 0, 1, 3, "tp");
+  two.add(expert, {.name = "e", .shape = {2, 2}, .expert_local = true});
+  two.add(part, s);
+  two.add(dense, {.name = "d", .shape = {3}});
+  two.allocate(5);
+  EXPECT_EQ(part.value.to_vector(), full.value.slice(2, 4).to_vector());
+  EXPECT_LT(part.value.data(), dense.value.data());
+  EXPECT_LT(dense.value.data(), expert.value.data());
+  EXPECT_EQ(two.grad_buffer(ParamTable::Kind::expert).data, expert.grad.data());
+  EXPECT_EQ(two.grad_buffer(ParamTable::Kind::dense).shape[0] + two.grad_buffer(ParamTable::Kind::expert).shape[0],
+            two.grad_buffer().shape[0]);
+}
+
+}  // namespace
+}  // namespace foundry
