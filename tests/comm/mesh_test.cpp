@@ -371,6 +371,8 @@ class SimComm final : public Communicator {
   std::unique_ptr<Request> all_reduce_async(TensorView, ReduceOp) override { no(); }
   std::unique_ptr<Request> reduce_scatter_async(TensorView, TensorView) override { no(); }
   std::unique_ptr<Request> all_gather_async(TensorView, TensorView) override { no(); }
+  std::unique_ptr<Request> send_async(TensorView, int, int) override { no(); }
+  std::unique_ptr<Request> recv_async(TensorView, int, int) override { no(); }
 
  private:
   SimWorld* w_;

@@ -180,6 +180,34 @@ TEST(Dist, SendRecvRing) {
   }
 }
 
+TEST(Dist, AsyncSendRecvBothDirectionsAtOnce) {
+  // Every rank sends to both neighbours and receives from both before waiting on anything (the
+  // pipeline's send_forward_recv_backward pattern): no ordering needed.
+  Communicator& w = world();
+  const int next = (w.rank() + 1) % w.size(), prev = (w.rank() + w.size() - 1) % w.size();
+  const int64_t n = 1 << 16;  // above the eager limit: a blocking pair in this order would deadlock
+  Tensor mine = filled(DType::f32, n, [&](int64_t i) { return input(DType::f32, w.rank(), i); });
+  Tensor from_prev = Tensor::zeros({n}), from_next = Tensor::zeros({n});
+  std::vector<std::unique_ptr<Request>> reqs;
+  reqs.push_back(w.send_async(mine, next, 3));
+  reqs.push_back(w.send_async(mine, prev, 4));
+  reqs.push_back(w.recv_async(from_prev, prev, 3));
+  reqs.push_back(w.recv_async(from_next, next, 4));
+  for (auto& r : reqs) r->wait();
+  for (int64_t i = 0; i < n; i += 997) {
+    EXPECT_EQ(from_prev.ptr<float>()[i], static_cast<float>(input(DType::f32, prev, i)));
+    EXPECT_EQ(from_next.ptr<float>()[i], static_cast<float>(input(DType::f32, next, i)));
+  }
+  if (w.rank() == 0) {
+    w.send_async(Tensor::zeros({2}), 1, 5)->wait();
+  } else if (w.rank() == 1) {
+    Tensor x = Tensor::zeros({4});
+    const std::string e = error_of([&] { w.recv_async(x, 0, 5)->wait(); });
+    EXPECT_NE(e.find("expected 4 elements from rank 0 (tag 5)"), std::string::npos) << e;
+  }
+  w.barrier();
+}
+
 TEST(Dist, RecvOfWrongSizeThrows) {
   Communicator& w = world();
   if (w.rank() == 0) {

@@ -59,6 +59,10 @@ class Communicator {
   virtual std::unique_ptr<Request> all_reduce_async(TensorView x, ReduceOp op = ReduceOp::sum) = 0;
   virtual std::unique_ptr<Request> reduce_scatter_async(TensorView in, TensorView out) = 0;
   virtual std::unique_ptr<Request> all_gather_async(TensorView in, TensorView out) = 0;
+  // Point-to-point without blocking (pipeline stages exchange activations in both directions at
+  // once): the buffer must stay alive and untouched until wait().
+  virtual std::unique_ptr<Request> send_async(TensorView x, int peer, int tag = 0) = 0;
+  virtual std::unique_ptr<Request> recv_async(TensorView x, int peer, int tag = 0) = 0;
 
   // Sub-groups: ranks with the same color form one group, ordered by key (then by rank). Every
   // rank of this group must call split. `name` labels the new group.

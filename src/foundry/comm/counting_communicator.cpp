@@ -76,6 +76,16 @@ std::unique_ptr<Request> CountingCommunicator::all_gather_async(TensorView in, T
   return inner_.all_gather_async(in, out);
 }
 
+std::unique_ptr<Request> CountingCommunicator::send_async(TensorView x, int peer, int tag) {
+  add("send", static_cast<double>(x.nbytes()), static_cast<double>(x.nbytes()));
+  return inner_.send_async(x, peer, tag);
+}
+
+std::unique_ptr<Request> CountingCommunicator::recv_async(TensorView x, int peer, int tag) {
+  add("recv", static_cast<double>(x.nbytes()), static_cast<double>(x.nbytes()));
+  return inner_.recv_async(x, peer, tag);
+}
+
 std::unique_ptr<Communicator> CountingCommunicator::split(int color, int key, const std::string& name) {
   return inner_.split(color, key, name);  // sub-groups are not counted
 }

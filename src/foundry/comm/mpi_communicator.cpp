@@ -4,7 +4,8 @@
 //   all_gather      MPI_Allgather                      all_gather_v    MPI_Allgatherv
 //   all_to_all_v    MPI_Alltoallv                      broadcast       MPI_Bcast
 //   send / recv     MPI_Send / MPI_Recv (received count checked)       split  MPI_Comm_split
-//   async           MPI_Iallreduce / MPI_Ireduce_scatter_block / MPI_Iallgather + MPI_Wait
+//   async           MPI_Iallreduce / MPI_Ireduce_scatter_block / MPI_Iallgather / MPI_Isend /
+//                   MPI_Irecv (received count checked) + MPI_Wait
 // bf16/f16 reductions go through an f32 copy (sum in f32, one rounding back). Open MPI progresses a
 // non-blocking collective only inside MPI calls, so overlap with compute is partial; results are
 // exact either way.
@@ -125,11 +126,12 @@ class MpiRequest final : public Request {
   void wait() override {
     if (done_) return;
     done_ = true;
-    check_mpi(MPI_Wait(&req, MPI_STATUS_IGNORE), call_ + " (MPI_Wait)", group_, rank_, size_);
+    check_mpi(MPI_Wait(&req, &status), call_ + " (MPI_Wait)", group_, rank_, size_);
     if (finish) finish();
   }
 
   MPI_Request req = MPI_REQUEST_NULL;
+  MPI_Status status{};
   std::vector<std::vector<float>> buffers;
   std::function<void()> finish;
 
@@ -308,6 +310,34 @@ void MpiCommunicator::recv(TensorView x, int peer, int tag) {
 }
 
 void MpiCommunicator::barrier() { CHECKED_MPI(MPI_Barrier, comm_->comm); }
+
+std::unique_ptr<Request> MpiCommunicator::send_async(TensorView x, int peer, int tag) {
+  check_cpu("send_async", *this, x);
+  check_movable("send_async", *this, x, "x");
+  check_peer("send_async", *this, peer);
+  const int n = to_count("send_async", *this, x.numel(), "numel(x)");
+  auto r = std::make_unique<MpiRequest>("MPI_Isend", name_, rank_, size_);
+  CHECKED_MPI(MPI_Isend, x.data, n, payload_type(x.dtype), peer, tag, comm_->comm, &r->req);
+  return r;
+}
+
+std::unique_ptr<Request> MpiCommunicator::recv_async(TensorView x, int peer, int tag) {
+  check_cpu("recv_async", *this, x);
+  check_movable("recv_async", *this, x, "x");
+  check_peer("recv_async", *this, peer);
+  const int n = to_count("recv_async", *this, x.numel(), "numel(x)");
+  const MPI_Datatype t = payload_type(x.dtype);
+  auto r = std::make_unique<MpiRequest>("MPI_Irecv", name_, rank_, size_);
+  CHECKED_MPI(MPI_Irecv, x.data, n, t, peer, tag, comm_->comm, &r->req);
+  MpiRequest* raw = r.get();
+  r->finish = [raw, n, t, peer, tag, shape = x.shape, group = name_, rank = rank_] {
+    int got = 0;
+    MPI_Get_count(&raw->status, t, &got);
+    FOUNDRY_CHECK(got == n, "recv_async on group '{}' (rank {}): expected {} elements from rank {} (tag {}) into {}, "
+                  "got {}", group, rank, n, peer, tag, shape.str(), got);
+  };
+  return r;
+}
 
 std::unique_ptr<Request> MpiCommunicator::all_reduce_async(TensorView x, ReduceOp op) {
   check_cpu("all_reduce_async", *this, x);

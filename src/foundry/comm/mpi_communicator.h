@@ -47,6 +47,8 @@ class MpiCommunicator final : public Communicator {
   std::unique_ptr<Request> all_reduce_async(TensorView x, ReduceOp op) override;
   std::unique_ptr<Request> reduce_scatter_async(TensorView in, TensorView out) override;
   std::unique_ptr<Request> all_gather_async(TensorView in, TensorView out) override;
+  std::unique_ptr<Request> send_async(TensorView x, int peer, int tag) override;
+  std::unique_ptr<Request> recv_async(TensorView x, int peer, int tag) override;
 
   std::unique_ptr<Communicator> split(int color, int key, const std::string& name) override;
 
