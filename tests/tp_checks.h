@@ -42,10 +42,13 @@ inline void check_column_parallel_linear(Communicator& tp, bool sp, DType comput
   ParamTable rt;
   ref.register_params(rt, "fc");
   rt.allocate(5);
-  ColumnParallelLinear col({.in = in, .out = out, .compute = compute, .sequence_parallel = sp}, tp);
+  ColumnParallelLinear col({.in = in, .out = out, .init = Init::normal(0.3f), .compute = compute,
+                            .sequence_parallel = sp}, tp);
   ParamTable pt;
   col.register_params(pt, "fc");
   pt.allocate(5);
+  // A sharded parameter starts as its slice of the full initial value (equal to one process).
+  EXPECT_EQ(col.weight().value.to_vector(), shard_rows(ref.weight.value, r, p).to_vector());
   col.weight().value.copy_from(shard_rows(ref.weight.value, r, p));
 
   Context ctx;
@@ -190,6 +193,8 @@ inline void check_parallel_attention(Communicator& tp, bool sp, bool qk_layernor
   ParamTable pt;
   attn.register_params(pt, "attn");
   pt.allocate(9);
+  EXPECT_EQ(attn.local.linear_qkv.weight.value.to_vector(), shard_rows(ref.linear_qkv.weight.value, r, p).to_vector());
+  EXPECT_EQ(attn.local.linear_proj.weight.value.to_vector(), shard_cols(ref.linear_proj.weight.value, r, p).to_vector());
   attn.local.linear_qkv.weight.value.copy_from(shard_rows(ref.linear_qkv.weight.value, r, p));
   attn.local.linear_proj.weight.value.copy_from(shard_cols(ref.linear_proj.weight.value, r, p));
   if (qk_layernorm) {  // non-trivial norm weights

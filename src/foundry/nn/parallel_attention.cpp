@@ -27,6 +27,15 @@ ParallelAttention::ParallelAttention(Config c, Communicator& tp_group)
 
 void ParallelAttention::register_params(ParamTable& table, const std::string& name) {
   local.register_params(table, name);
+  const int r = tp->rank(), p = tp->size();
+  ParamSpec& qkv = table.edit_spec(local.linear_qkv.weight.index);  // this rank's query groups' rows
+  qkv.shape[0] *= p;
+  shard_split(qkv, 0, r, p, "tp");
+  ParamSpec& proj = table.edit_spec(local.linear_proj.weight.index);  // its heads' columns
+  proj.shape[1] *= p;
+  shard_split(proj, 1, r, p, "tp");
+  if (cfg.attn.qk_layernorm)  // replicated, each rank's gradient from its own heads only
+    for (Param* w : {&local.q_layernorm.weight, &local.k_layernorm.weight}) table.edit_spec(w->index).tp_grad_sum = true;
 }
 
 Tensor ParallelAttention::forward(Context& ctx, const Tensor& x, const SequenceLayout& seq, Saved& s) const {

@@ -33,7 +33,9 @@ struct ParallelAttention {
   Attention local;  // NH/P heads, NKV/P query groups, the full hidden size
 
   ParallelAttention(Config c, Communicator& tp_group);
-  void register_params(ParamTable& table, const std::string& name);  // "...self_attention"
+  // "...self_attention": linear_qkv / linear_proj as sharded ParamSpecs of the full weights (rows of
+  // this rank's query groups / columns of its heads); q/k norm weights marked tp_grad_sum.
+  void register_params(ParamTable& table, const std::string& name);
 
   // x (N, H), or (N/P, H) with SP -> y shaped as x
   Tensor forward(Context& ctx, const Tensor& x, const SequenceLayout& seq, Saved& s) const;

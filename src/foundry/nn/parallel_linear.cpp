@@ -58,6 +58,10 @@ ColumnParallelLinear::ColumnParallelLinear(Config c, Communicator& tp_group)
 
 void ColumnParallelLinear::register_params(ParamTable& table, const std::string& name) {
   local.register_params(table, name);
+  ParamSpec& s = table.edit_spec(local.weight.index);  // rows [r out/P, ...) of the full (out, in)
+  s.shape[0] = cfg.out;
+  if (cfg.gated) shard_split_halves(s, 0, tp->rank(), tp->size(), "tp");
+  else shard_split(s, 0, tp->rank(), tp->size(), "tp");
 }
 
 Tensor ColumnParallelLinear::forward(Context& ctx, const Tensor& x, Saved& s) const {
@@ -81,6 +85,9 @@ RowParallelLinear::RowParallelLinear(Config c, Communicator& tp_group)
 
 void RowParallelLinear::register_params(ParamTable& table, const std::string& name) {
   local.register_params(table, name);
+  ParamSpec& s = table.edit_spec(local.weight.index);  // columns [r in/P, ...) of the full (out, in)
+  s.shape[1] = cfg.in;
+  shard_split(s, 1, tp->rank(), tp->size(), "tp");
 }
 
 Tensor RowParallelLinear::forward(Context& ctx, const Tensor& x, Saved& s) const {

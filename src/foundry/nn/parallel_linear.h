@@ -41,6 +41,8 @@ struct ColumnParallelLinear {
     Init init = Init::normal(0.02f);
     DType compute = DType::f32;
     bool sequence_parallel = false;
+    bool gated = false;  // W = [gate; up] (SwiGLU fc1): each half split separately (rank r keeps
+                         // rows r of both halves, ParallelMLP::fc1_shard)
   };
   using Saved = Linear::Saved;
 
@@ -49,7 +51,8 @@ struct ColumnParallelLinear {
   Linear local;  // (out/P, in); local.weight is this rank's shard
 
   ColumnParallelLinear(Config c, Communicator& tp_group);
-  void register_params(ParamTable& table, const std::string& name);  // name + ".weight", split axis 0
+  // name + ".weight": a sharded ParamSpec (nn/param.h) of the full (out, in) weight, split along axis 0.
+  void register_params(ParamTable& table, const std::string& name);
   Param& weight() { return local.weight; }
 
   // x (N, in), or (N/P, in) with sequence parallelism -> y_r (N, out/P)
@@ -73,7 +76,8 @@ struct RowParallelLinear {
   Linear local;  // (out, in/P)
 
   RowParallelLinear(Config c, Communicator& tp_group);
-  void register_params(ParamTable& table, const std::string& name);  // name + ".weight", split axis 1
+  // name + ".weight": a sharded ParamSpec of the full (out, in) weight, split along axis 1.
+  void register_params(ParamTable& table, const std::string& name);
   Param& weight() { return local.weight; }
 
   // x_r (N, in/P) -> y (N, out) all-reduced, or (N/P, out) reduce-scattered

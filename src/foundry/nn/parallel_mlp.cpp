@@ -7,7 +7,7 @@ namespace foundry {
 ParallelMLP::ParallelMLP(Config c, Communicator& tp)
     : cfg(c),
       linear_fc1({.in = c.hidden, .out = 2 * c.ffn, .init = Init::normal(c.init_std),
-                  .compute = c.compute, .sequence_parallel = c.sequence_parallel}, tp),
+                  .compute = c.compute, .sequence_parallel = c.sequence_parallel, .gated = true}, tp),
       linear_fc2({.in = c.ffn, .out = c.hidden, .init = Init::normal(c.output_init_std),
                   .compute = c.compute, .sequence_parallel = c.sequence_parallel}, tp) {
   FOUNDRY_CHECK(c.ffn % tp.size() == 0, "ParallelMLP: ffn {} is not divisible by the tensor-parallel "

@@ -189,6 +189,12 @@ void copy_shard_to_full(const ParamSpec& spec, const TensorView& local, const Te
     copy_box(local.ptr<float>(), local.shape, b.local_offset, full.ptr<float>(), full.shape, b.global_offset, b.extent);
 }
 
+ParamSpec& ParamTable::edit_spec(int i) {
+  FOUNDRY_CHECK(i >= 0 && i < size(), "ParamTable::edit_spec: no parameter {}", i);
+  FOUNDRY_CHECK(!allocated(), "ParamTable: '{}' edited after allocate()", specs_[static_cast<size_t>(i)].name);
+  return specs_[static_cast<size_t>(i)];
+}
+
 Param& ParamTable::at(const std::string& name) const {
   for (int i = 0; i < size(); ++i)
     if (specs_[static_cast<size_t>(i)].name == name) return *params_[static_cast<size_t>(i)];

@@ -91,6 +91,8 @@ class ParamTable {
 
   int size() const { return static_cast<int>(specs_.size()); }
   const ParamSpec& spec(int i) const { return specs_[static_cast<size_t>(i)]; }
+  // A registered spec, to mark it sharded / tp_grad_sum; only before allocate().
+  ParamSpec& edit_spec(int i);
   Param& param(int i) const { return *params_[static_cast<size_t>(i)]; }
   Param& at(const std::string& name) const;  // throws naming the parameter
   int64_t numel() const;

@@ -21,8 +21,9 @@ VocabParallelEmbedding::VocabParallelEmbedding(Config c, Communicator& tp_group)
 }
 
 void VocabParallelEmbedding::register_params(ParamTable& table, const std::string& name) {
-  table.add(weight, {.name = name + ".weight", .shape = {end - start, cfg.hidden}, .init = cfg.init,
-                     .tp_split_axis = 0});
+  ParamSpec s{.name = name + ".weight", .shape = {cfg.vocab, cfg.hidden}, .init = cfg.init, .tp_split_axis = 0};
+  shard_split(s, 0, tp->rank(), tp->size(), "tp");  // rows [start, end) of the full (V, H)
+  table.add(weight, std::move(s));
 }
 
 Tensor VocabParallelEmbedding::forward(Context& ctx, const Tensor& ids, Saved& s) const {
