@@ -4,7 +4,18 @@
 
 namespace foundry {
 
-TransformerLayer::TransformerLayer(Config c) : TransformerLayer(c, std::make_unique<MLP>(c.mlp)) {}
+namespace {
+std::unique_ptr<FeedForward> dense_mlp(const TransformerLayer::Config& c) {
+  if (!c.tp) return std::make_unique<MLP>(c.mlp);
+  return std::make_unique<ParallelMLP>(
+      ParallelMLP::Config{.hidden = c.mlp.hidden, .ffn = c.mlp.ffn, .compute = c.mlp.compute,
+                          .init_std = c.mlp.init_std, .output_init_std = c.mlp.output_init_std,
+                          .sequence_parallel = c.sequence_parallel},
+      *c.tp);
+}
+}  // namespace
+
+TransformerLayer::TransformerLayer(Config c) : TransformerLayer(c, dense_mlp(c)) {}
 
 TransformerLayer::TransformerLayer(Config c, std::unique_ptr<FeedForward> ffn)
     : cfg(c),
@@ -13,18 +24,25 @@ TransformerLayer::TransformerLayer(Config c, std::unique_ptr<FeedForward> ffn)
       pre_mlp_layernorm({.hidden = c.attention.hidden, .eps = c.norm_eps}),
       mlp(std::move(ffn)) {
   FOUNDRY_CHECK(mlp != nullptr, "TransformerLayer: no feed-forward block");
+  FOUNDRY_CHECK(c.tp || !c.sequence_parallel, "TransformerLayer: sequence parallelism needs a tensor-parallel group");
+  if (c.tp) parallel_attention.emplace(ParallelAttention::Config{.attn = c.attention, .sequence_parallel = c.sequence_parallel}, *c.tp);
 }
 
 void TransformerLayer::register_params(ParamTable& table, const std::string& name) {
   input_layernorm.register_params(table, name + ".input_layernorm");
-  self_attention.register_params(table, name + ".self_attention");
+  if (parallel_attention) parallel_attention->register_params(table, name + ".self_attention");
+  else self_attention.register_params(table, name + ".self_attention");
   pre_mlp_layernorm.register_params(table, name + ".pre_mlp_layernorm");
   mlp->register_params(table, name + ".mlp");
+  if (cfg.sequence_parallel)  // the norms see this rank's tokens only
+    for (Param* w : {&input_layernorm.weight, &pre_mlp_layernorm.weight}) table.edit_spec(w->index).tp_grad_sum = true;
 }
 
 Tensor TransformerLayer::forward(Context& ctx, const Tensor& x, const SequenceLayout& seq,
                                  Saved& s) const {
-  Tensor a = self_attention.forward(ctx, input_layernorm.forward(ctx, x, s.input_norm), seq, s.attention);
+  const Tensor n = input_layernorm.forward(ctx, x, s.input_norm);
+  Tensor a = parallel_attention ? parallel_attention->forward(ctx, n, seq, s.attention)
+                                : self_attention.forward(ctx, n, seq, s.attention);
   Tensor x1 = Tensor::empty(x.shape(), DType::f32, x.device());
   add_forward({.a = x, .b = a, .out = x1});  // x1 = x + attn
   s.mlp = mlp->new_state();
@@ -36,6 +54,7 @@ Tensor TransformerLayer::forward(Context& ctx, const Tensor& x, const SequenceLa
 Tensor TransformerLayer::forward_inference(Context& ctx, const Tensor& x, int64_t batch,
                                            int64_t past_len, const Tensor& k_cache,
                                            const Tensor& v_cache) const {
+  FOUNDRY_CHECK(!cfg.tp, "TransformerLayer: inference with a key/value cache is not supported with tensor parallelism");
   RMSNorm::Saved norm_unused;
   Tensor a = self_attention.forward_inference(ctx, input_layernorm.forward(ctx, x, norm_unused),
                                               batch, past_len, k_cache, v_cache);
@@ -55,7 +74,10 @@ Tensor TransformerLayer::backward(Context& ctx, const Tensor& dout, const Sequen
   pre_mlp_layernorm.backward(ctx, mlp->backward(ctx, dout, *s.mlp), s.pre_mlp_norm, dx1);
   // d x = dx1 + RMSNorm'(x)^T Attention'^T dx1
   Tensor dx = dx1.clone();
-  input_layernorm.backward(ctx, self_attention.backward(ctx, dx1, seq, s.attention), s.input_norm, dx);
+  input_layernorm.backward(ctx,
+                           parallel_attention ? parallel_attention->backward(ctx, dx1, seq, s.attention)
+                                              : self_attention.backward(ctx, dx1, seq, s.attention),
+                           s.input_norm, dx);
   return dx;
 }
 

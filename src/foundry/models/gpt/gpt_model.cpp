@@ -90,15 +90,43 @@ RouterConfig moe_router_config(const GPTConfig& c) {
           .init = Init::normal(c.init_method_std)};
 }
 
-GPTModel::GPTModel(const GPTConfig& config, uint64_t seed)
+namespace {
+// Megatron's pipeline layout: chunk v of pipeline rank r is global stage v P + r of P V stages,
+// each holding L / (P V) consecutive layers.
+struct StageLayout {
+  int64_t begin, end;
+  bool first, last;
+};
+StageLayout stage_layers(const GPTConfig& c, const ModelParallel& mp, int chunk) {
+  const int64_t stages = static_cast<int64_t>(mp.pp_size) * mp.virtual_stages;
+  FOUNDRY_CHECK(c.num_layers % stages == 0,
+                "model.num_layers {} is not divisible by the pipeline stages (pipeline_model_parallel_size {} x "
+                "virtual stages {})", c.num_layers, mp.pp_size, mp.virtual_stages);
+  const int64_t s = static_cast<int64_t>(chunk) * mp.pp_size + mp.pp_rank, n = c.num_layers / stages;
+  return {s * n, (s + 1) * n, s == 0, s == stages - 1};
+}
+}  // namespace
+
+GPTModel::GPTModel(const GPTConfig& config, uint64_t seed, const ModelParallel& mp)
     : cfg_(resolve_gpt_config(config)),
+      mp_(mp),
       embedding_({.vocab = cfg_.vocab_size, .hidden = cfg_.hidden_size,
                   .init = Init::normal(cfg_.init_method_std)}),
       final_layernorm_({.hidden = cfg_.hidden_size, .eps = cfg_.layernorm_epsilon}),
       output_layer_({.in = cfg_.hidden_size, .out = cfg_.vocab_size,
                      .init = Init::normal(cfg_.init_method_std),
                      .compute = cfg_.bf16 ? DType::bf16 : DType::f32, .tp_split_axis = 0}) {
+  FOUNDRY_CHECK(mp_.pp_size >= 1 && mp_.pp_rank >= 0 && mp_.pp_rank < mp_.pp_size && mp_.virtual_stages >= 1,
+                "GPTModel: pipeline rank {} of {} with {} virtual stages is not a valid layout", mp_.pp_rank,
+                mp_.pp_size, mp_.virtual_stages);
+  FOUNDRY_CHECK(mp_.tp || !mp_.sequence_parallel, "parallel.sequence_parallel needs tensor_model_parallel_size > 1");
+  FOUNDRY_CHECK(!(mp_.pp_size > 1 && cfg_.share_embeddings_and_output_weights),
+                "model.share_embeddings_and_output_weights is not supported with pipeline parallelism yet");
   const DType compute = cfg_.bf16 ? DType::bf16 : DType::f32;
+  const bool tp = mp_.tp_size() > 1, sp = tp && mp_.sequence_parallel;
+  Communicator* tp_group = tp ? mp_.tp : nullptr;
+  FOUNDRY_CHECK(!tp || cfg_.num_moe_experts == 0 || sp,
+                "MoE with tensor_model_parallel_size > 1 needs parallel.sequence_parallel (as Megatron-Core)");
   // Megatron's scaled init for the layers' output projections: std / sqrt(2 L).
   const float output_std = cfg_.init_method_std / std::sqrt(2.f * static_cast<float>(cfg_.num_layers));
   const TransformerLayer::Config layer{
@@ -110,9 +138,16 @@ GPTModel::GPTModel(const GPTConfig& config, uint64_t seed)
                     .qk_layernorm_eps = cfg_.layernorm_epsilon},
       .mlp = {.hidden = cfg_.hidden_size, .ffn = cfg_.ffn_hidden_size, .compute = compute,
               .init_std = cfg_.init_method_std, .output_init_std = output_std},
-      .norm_eps = cfg_.layernorm_epsilon};
-  layers_.reserve(static_cast<size_t>(cfg_.num_layers));
-  for (int64_t l = 0; l < cfg_.num_layers; ++l) {
+      .norm_eps = cfg_.layernorm_epsilon,
+      .tp = tp_group,
+      .sequence_parallel = sp};
+  for (int v = 0; v < mp_.virtual_stages; ++v) {
+    const StageLayout st = stage_layers(cfg_, mp_, v);
+    chunks_.push_back({layer_ids_.size(), layer_ids_.size() + static_cast<size_t>(st.end - st.begin), st.first, st.last});
+    for (int64_t l = st.begin; l < st.end; ++l) layer_ids_.push_back(l);
+  }
+  layers_.reserve(layer_ids_.size());
+  for (const int64_t l : layer_ids_) {
     if (!cfg_.is_moe_layer(l)) {
       layers_.emplace_back(layer);
       continue;
@@ -121,34 +156,104 @@ GPTModel::GPTModel(const GPTConfig& config, uint64_t seed)
         .router = moe_router_config(cfg_), .moe_ffn_hidden_size = cfg_.moe_ffn_hidden_size,
         .shared_expert_ffn = cfg_.moe_shared_expert_intermediate_size,
         .shared_expert_gate = cfg_.moe_shared_expert_gate, .compute = compute, .init_std = cfg_.init_method_std,
-        .output_init_std = output_std});
+        .output_init_std = output_std, .ep = mp_.ep_size() > 1 ? mp_.ep : nullptr,
+        .token_dispatcher_type = mp_.moe_token_dispatcher_type});
     moe_layers_.emplace_back(l, moe.get());
+    moe_local_.push_back(layers_.size());
     layers_.emplace_back(layer, std::move(moe));
   }
+  if (tp) {
+    if (has_embedding())
+      vp_embedding_.emplace(VocabParallelEmbedding::Config{.vocab = cfg_.vocab_size, .hidden = cfg_.hidden_size,
+                                                           .init = Init::normal(cfg_.init_method_std),
+                                                           .sequence_parallel = sp},
+                            *tp_group);
+    if (has_head())
+      vp_output_.emplace(ColumnParallelLinear::Config{.in = cfg_.hidden_size, .out = cfg_.vocab_size,
+                                                      .init = Init::normal(cfg_.init_method_std), .compute = compute,
+                                                      .sequence_parallel = sp},
+                         *tp_group);
+    vocab_start_ = static_cast<int64_t>(tp_group->rank()) * (cfg_.vocab_size / tp_group->size());
+  }
 
-  embedding_.register_params(table_, "embedding.word_embeddings");
-  for (int64_t l = 0; l < cfg_.num_layers; ++l)
-    layers_[static_cast<size_t>(l)].register_params(table_, "decoder.layers." + std::to_string(l));
-  final_layernorm_.register_params(table_, "decoder.final_layernorm");
-  if (!cfg_.share_embeddings_and_output_weights) output_layer_.register_params(table_, "output_layer");
+  if (has_embedding()) {
+    if (vp_embedding_) vp_embedding_->register_params(table_, "embedding.word_embeddings");
+    else embedding_.register_params(table_, "embedding.word_embeddings");
+  }
+  for (size_t i = 0; i < layers_.size(); ++i)
+    layers_[i].register_params(table_, "decoder.layers." + std::to_string(layer_ids_[i]));
+  if (has_head()) {
+    final_layernorm_.register_params(table_, "decoder.final_layernorm");
+    if (sp) table_.edit_spec(final_layernorm_.weight.index).tp_grad_sum = true;  // this rank's tokens only
+    if (!cfg_.share_embeddings_and_output_weights) {
+      if (vp_output_) vp_output_->register_params(table_, "output_layer");
+      else output_layer_.register_params(table_, "output_layer");
+    }
+  }
+  if (sp) {  // MoE routers and shared experts: replicated over tp, each rank routes its own tokens
+    for (int i = 0; i < table_.size(); ++i) {
+      const std::string& name = table_.spec(i).name;
+      if (name.find(".mlp.router.") != std::string::npos || name.find(".mlp.shared_experts.") != std::string::npos)
+        table_.edit_spec(i).tp_grad_sum = true;
+    }
+  }
   table_.allocate(seed);
   // Tied head: the output layer reads the embedding's value and accumulates into its gradient.
-  if (cfg_.share_embeddings_and_output_weights) output_layer_.weight = embedding_.weight;
+  if (cfg_.share_embeddings_and_output_weights) {
+    if (vp_output_) vp_output_->local.weight = vp_embedding_->weight;
+    else output_layer_.weight = embedding_.weight;
+  }
+}
+
+Tensor GPTModel::forward_chunk(Context& ctx, int v, const Tensor& input, const SequenceLayout& seq, Saved& s) const {
+  FOUNDRY_CHECK(v >= 0 && v < num_chunks(), "GPTModel::forward_chunk: chunk {} of {}", v, num_chunks());
+  const Chunk& c = chunks_[static_cast<size_t>(v)];
+  s.chunk = v;
+  s.layers.resize(c.end - c.begin);
+  Tensor x = !c.first ? input
+             : vp_embedding_ ? vp_embedding_->forward(ctx, input, s.vp_embedding)  // (T, H) or (T/P, H)
+                             : embedding_.forward(ctx, input, s.embedding);        // (T, H)
+  for (size_t l = c.begin; l < c.end; ++l) x = layers_[l].forward(ctx, x, seq, s.layers[l - c.begin]);
+  if (!c.last) return x;
+  const Tensor n = final_layernorm_.forward(ctx, x, s.final_norm);
+  return vp_output_ ? vp_output_->forward(ctx, n, s.output) : output_layer_.forward(ctx, n, s.output);  // (T, V[/P])
+}
+
+Tensor GPTModel::backward_chunk(Context& ctx, int v, const Tensor& dout, const SequenceLayout& seq, const Saved& s) {
+  FOUNDRY_CHECK(v >= 0 && v < num_chunks() && s.chunk == v,
+                "GPTModel::backward_chunk: chunk {} of {} (saved state of chunk {})", v, num_chunks(), s.chunk);
+  const Chunk& c = chunks_[static_cast<size_t>(v)];
+  Tensor dx = dout;
+  if (c.last) {
+    Tensor dnorm = vp_output_ ? vp_output_->backward(ctx, dout, s.output) : output_layer_.backward(ctx, dout, s.output);
+    dx = Tensor::zeros(dnorm.shape(), DType::f32, dnorm.device());
+    final_layernorm_.backward(ctx, dnorm, s.final_norm, dx);
+  }
+  for (size_t l = c.end; l-- > c.begin;) dx = layers_[l].backward(ctx, dx, seq, s.layers[l - c.begin]);
+  if (!c.first) return dx;
+  if (vp_embedding_) vp_embedding_->backward(ctx, dx, s.vp_embedding);
+  else embedding_.backward(ctx, dx, s.embedding);
+  return Tensor();
 }
 
 Tensor GPTModel::forward(Context& ctx, const Tensor& tokens, const SequenceLayout& seq, Saved& s) const {
-  s.layers.resize(layers_.size());
-  Tensor x = embedding_.forward(ctx, tokens, s.embedding);  // (T, H)
-  for (size_t l = 0; l < layers_.size(); ++l) x = layers_[l].forward(ctx, x, seq, s.layers[l]);
-  return output_layer_.forward(ctx, final_layernorm_.forward(ctx, x, s.final_norm), s.output);  // (T, V)
+  FOUNDRY_CHECK(num_chunks() == 1 && is_first_stage(0) && is_last_stage(0),
+                "GPTModel::forward: the model is split over pipeline stages; use forward_chunk");
+  return forward_chunk(ctx, 0, tokens, seq, s);
 }
 
 void GPTModel::backward(Context& ctx, const Tensor& dlogits, const SequenceLayout& seq, const Saved& s) {
-  Tensor dnorm = output_layer_.backward(ctx, dlogits, s.output);  // (T, H)
-  Tensor dx = Tensor::zeros(dnorm.shape(), DType::f32, dnorm.device());
-  final_layernorm_.backward(ctx, dnorm, s.final_norm, dx);
-  for (size_t l = layers_.size(); l-- > 0;) dx = layers_[l].backward(ctx, dx, seq, s.layers[l]);
-  embedding_.backward(ctx, dx, s.embedding);
+  backward_chunk(ctx, 0, dlogits, seq, s);
+}
+
+CrossEntropyResult GPTModel::cross_entropy(const Tensor& logits, const Tensor& targets, double token_count,
+                                           bool write_dlogits) const {
+  if (vp_output_)
+    return vocab_parallel_cross_entropy(*mp_.tp, {.logits = logits, .targets = targets, .vocab_start = vocab_start_,
+                                                  .token_count = token_count,
+                                                  .dlogits = write_dlogits ? logits.view() : TensorView{}});
+  return cross_entropy_fused({.logits = logits, .targets = targets, .token_count = token_count,
+                              .dlogits = write_dlogits ? logits.view() : TensorView{}});
 }
 
 KVCache GPTModel::make_kv_cache(int64_t batch, int64_t max_len) const {
@@ -157,6 +262,8 @@ KVCache GPTModel::make_kv_cache(int64_t batch, int64_t max_len) const {
 
 Tensor GPTModel::forward_inference(Context& train_ctx, const Tensor& tokens, KVCache& cache,
                                    bool last_only) const {
+  FOUNDRY_CHECK(!mp_.splits_model(), "GPTModel::forward_inference: generation with a model split over tensor, "
+                "expert or pipeline ranks is not supported; load the checkpoint in one process");
   Context ctx = train_ctx;  // inference: no MoE router statistics or auxiliary losses
   ctx.training = false;
   FOUNDRY_CHECK(tokens.ndim() == 2 && tokens.dtype() == DType::i32,
@@ -206,8 +313,11 @@ double GPTModel::training_flops_per_token(int64_t seq_length) const {
 
 std::vector<MoELayerStats> GPTModel::moe_stats(const Saved& s) const {
   std::vector<MoELayerStats> out;
-  for (const auto& [l, moe] : moe_layers_) {
-    const auto* st = dynamic_cast<const MoELayer::Saved*>(s.layers.at(static_cast<size_t>(l)).mlp.get());
+  const Chunk& c = chunks_.at(static_cast<size_t>(s.chunk));
+  for (size_t i = 0; i < moe_layers_.size(); ++i) {
+    const auto& [l, moe] = moe_layers_[i];
+    if (moe_local_[i] < c.begin || moe_local_[i] >= c.end) continue;  // another chunk's layer
+    const auto* st = dynamic_cast<const MoELayer::Saved*>(s.layers.at(moe_local_[i] - c.begin).mlp.get());
     FOUNDRY_CHECK(st != nullptr, "GPTModel::moe_stats: layer {} has no MoE forward state", l);
     MoELayerStats m{.layer = l, .tokens_per_expert = {}, .aux_loss = st->routing.aux_loss, .z_loss = st->routing.z_loss};
     const Tensor& n = st->routing.tokens_per_expert;

@@ -3,10 +3,26 @@
 // (embedding.word_embeddings, decoder.layers.N.*, decoder.layers.N.mlp.{router,experts,
 // shared_experts}.*, decoder.final_layernorm, output_layer):
 //   x = E[tokens];  x = layer_l(x) for l < L;  logits = RMSNorm(x) W_out^T   (W_out = E if tied)
-// forward() returns the logits; the caller computes the loss (ops/loss.h, usually in place so
-// the logits buffer becomes dlogits) and hands dlogits to backward().
+// forward() returns the logits; the caller computes the loss (cross_entropy(), in place so the
+// logits buffer becomes dlogits) and hands dlogits to backward().
+//
+// Model parallelism (ModelParallel, Megatron-Core's parallel_state groups from comm/mesh.h):
+//   tensor (tp):   vocab-parallel embedding and output layer (logits (T, V/P): this rank's vocabulary
+//                  columns; cross_entropy() is the vocab-parallel one), heads split in attention,
+//                  ffn split in dense MLPs; with sequence_parallel the residual stream holds this
+//                  rank's T/P tokens (rank r: tokens [r T/P, (r+1) T/P)); MoE layers route their
+//                  local tokens (Megatron requires SP for MoE with TP), routers and shared experts are
+//                  replicated over tp with their gradients summed over tp (tp_grad_sum).
+//   expert (ep, etp): each MoE layer holds E/EP experts; tokens move by the token dispatcher.
+//   pipeline:      this rank holds `virtual_stages` model chunks; chunk v of pipeline rank r is global
+//                  stage s = v P + r and holds layers [s L/(P V), (s+1) L/(P V)); the first stage
+//                  also holds the embedding, the last the final norm and the output layer
+//                  (forward_chunk / backward_chunk; train/pipeline_schedule drives them).
+// Every parameter keeps its one-process name; sharded ones carry their place in the full tensor
+// (nn/param.h), so the model starts equal to one process and checkpoints hold full tensors.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,7 +30,10 @@
 #include "foundry/models/gpt/kv_cache.h"
 #include "foundry/nn/embedding.h"
 #include "foundry/moe/moe_layer.h"
+#include "foundry/nn/parallel_linear.h"
 #include "foundry/nn/transformer_layer.h"
+#include "foundry/nn/vocab_parallel.h"
+#include "foundry/ops/loss.h"
 
 namespace foundry {
 
@@ -87,28 +106,74 @@ struct MoELayerStats {
   double z_loss = 0;                       // coefficient included
 };
 
+// The process groups a model is split over; every pointer outlives the model, null = not split.
+struct ModelParallel {
+  Communicator* tp = nullptr;       // tensor parallel (attention, dense MLP, embedding, output layer)
+  bool sequence_parallel = false;   // with tp
+  Communicator* ep = nullptr;       // expert parallel
+  Communicator* etp = nullptr;      // expert tensor parallel
+  std::string moe_token_dispatcher_type = "alltoall";
+  int pp_rank = 0, pp_size = 1;     // pipeline stage of this rank
+  int virtual_stages = 1;           // model chunks per pipeline rank (interleaved schedule)
+  // Reductions of a training step (train_step): dense gradients and losses over dp (Megatron's
+  // dp_cp group), expert gradients over expt_dp, expert-bias token counts over tp_dp_cp, the
+  // gradient norm and the pipeline's loss over `all` (every rank of the model: the world).
+  Communicator* dp = nullptr;
+  Communicator* expt_dp = nullptr;
+  Communicator* tp_dp_cp = nullptr;
+  Communicator* pp = nullptr;
+  Communicator* all = nullptr;
+
+  int tp_size() const { return tp ? tp->size() : 1; }
+  int ep_size() const { return ep ? ep->size() : 1; }
+  bool splits_model() const { return tp_size() > 1 || ep_size() > 1 || (etp && etp->size() > 1) || pp_size > 1; }
+};
+
 class GPTModel {
  public:
   struct Saved {
+    int chunk = 0;  // the model chunk that filled it (pipeline parallelism)
     Embedding::Saved embedding;
-    std::vector<TransformerLayer::Saved> layers;
+    VocabParallelEmbedding::Saved vp_embedding;
+    std::vector<TransformerLayer::Saved> layers;  // the chunk's layers
     RMSNorm::Saved final_norm;
     Linear::Saved output;
   };
 
-  GPTModel(const GPTConfig& cfg, uint64_t seed);
+  GPTModel(const GPTConfig& cfg, uint64_t seed, const ModelParallel& mp = {});
   GPTModel(const GPTModel&) = delete;  // parameters are registered by address
   GPTModel& operator=(const GPTModel&) = delete;
 
   const GPTConfig& config() const { return cfg_; }
+  const ModelParallel& parallel() const { return mp_; }
   ParamTable& params() { return table_; }
+  const ParamTable& params() const { return table_; }
 
-  // tokens (T) i32 -> logits (T, V). Parameters are not changed; a training-mode forward updates
-  // the MoE routers' token counters (for the expert-bias update and global_aux_loss).
+  // tokens (T) i32 -> logits (T, V), or (T, V/P) with tensor parallelism (this rank's vocabulary
+  // columns [vocab_start(), + V/P)). Parameters are not changed; a training-mode forward updates
+  // the MoE routers' token counters (for the expert-bias update and global_aux_loss). The whole
+  // model: not with pipeline parallelism.
   Tensor forward(Context& ctx, const Tensor& tokens, const SequenceLayout& seq, Saved& s) const;
-  // dlogits (T, V) -> parameter gradients (accumulated); MoE auxiliary-loss gradients enter scaled
-  // by ctx.aux_loss_scale.
+  // dlogits shaped as the logits -> parameter gradients (accumulated); MoE auxiliary-loss
+  // gradients enter scaled by ctx.aux_loss_scale.
   void backward(Context& ctx, const Tensor& dlogits, const SequenceLayout& seq, const Saved& s);
+
+  // Pipeline parallelism: this rank's model chunks. forward_chunk(v): input = tokens (T) i32 on the
+  // first stage, else the previous stage's activation (T, H) ((T/P, H) with SP); returns the
+  // activation, or the logits on the last stage. backward_chunk(v): dout = the gradient of that
+  // output (dlogits on the last stage); returns the input's gradient (undefined on the first stage).
+  int num_chunks() const { return static_cast<int>(chunks_.size()); }
+  bool is_first_stage(int chunk) const { return chunks_[static_cast<size_t>(chunk)].first; }
+  bool is_last_stage(int chunk) const { return chunks_[static_cast<size_t>(chunk)].last; }
+  Tensor forward_chunk(Context& ctx, int chunk, const Tensor& input, const SequenceLayout& seq, Saved& s) const;
+  Tensor backward_chunk(Context& ctx, int chunk, const Tensor& dout, const SequenceLayout& seq, const Saved& s);
+
+  // The mean cross-entropy of logits from forward() (or the last stage's forward_chunk) against
+  // the full-vocabulary targets (T), over token_count tokens (0: the valid targets), the same on
+  // every tp rank; with write_dlogits the logits buffer becomes dlogits in place.
+  CrossEntropyResult cross_entropy(const Tensor& logits, const Tensor& targets, double token_count,
+                                   bool write_dlogits) const;
+  int64_t vocab_start() const { return vocab_start_; }  // of this rank's logits' columns
 
   // Inference (generation, evaluation without gradients); the training path above is unchanged.
   // An empty cache for `batch` sequences of up to max_len positions.
@@ -128,7 +193,7 @@ class GPTModel {
   //   + 6 * L * S * NH * HD      (causal attention: QK^T and PV over S/2 keys on average)
   double training_flops_per_token(int64_t seq_length) const;
 
-  // MoE layers (decoder layer index, layer); empty for a dense model.
+  // This rank's MoE layers (decoder layer index, layer); empty for a dense model.
   const std::vector<std::pair<int64_t, MoELayer*>>& moe_layers() const { return moe_layers_; }
   // Per MoE layer, the routing statistics of the forward that filled `s`.
   std::vector<MoELayerStats> moe_stats(const Saved& s) const;
@@ -142,13 +207,26 @@ class GPTModel {
   void finish_optimizer_step(bool applied, Communicator* dp = nullptr);
 
  private:
+  struct Chunk {
+    size_t begin = 0, end = 0;  // layers_[begin, end)
+    bool first = false, last = false;
+  };
   GPTConfig cfg_;
+  ModelParallel mp_;
   Embedding embedding_;
-  std::vector<TransformerLayer> layers_;
+  std::optional<VocabParallelEmbedding> vp_embedding_;  // tensor parallelism
+  std::vector<TransformerLayer> layers_;                // this rank's layers, chunk after chunk
+  std::vector<int64_t> layer_ids_;                      // their decoder layer indices
+  std::vector<Chunk> chunks_;
   RMSNorm final_layernorm_;
   Linear output_layer_;
+  std::optional<ColumnParallelLinear> vp_output_;  // tensor parallelism
   ParamTable table_;
   std::vector<std::pair<int64_t, MoELayer*>> moe_layers_;
+  std::vector<size_t> moe_local_;  // moe_layers_[i]'s index in layers_
+  int64_t vocab_start_ = 0;
+  bool has_embedding() const { return chunks_.front().first; }
+  bool has_head() const { return chunks_.back().last; }
 };
 
 }  // namespace foundry
