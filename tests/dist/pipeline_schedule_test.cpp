@@ -21,6 +21,7 @@ struct Case {
   int P;  // ranks per pipeline group; 0 = the whole world
   int V;  // chunks per rank
   int M;  // microbatches; <= 0: (-M) * P
+  bool forward_only = false;
 };
 
 // Runs the case on this rank's pipeline group and compares with the sequential chain; false when
@@ -44,12 +45,21 @@ bool run_case(Case c) {
     stages.push_back(std::make_unique<testing::ToyStage>(v * P + r, S, replica, &in_flight));
     chunks.push_back(stages.back().get());
   }
-  run_pipeline(*pp, chunks, {.num_microbatches = M, .activation_shape = testing::toy_shape});
+  run_pipeline(*pp, chunks,
+               {.num_microbatches = M, .activation_shape = testing::toy_shape, .forward_only = c.forward_only});
 
   const testing::ToyReference ref = testing::toy_sequential(S, M, replica);
   double loss = 0;
   for (const auto& st : stages) loss += st->loss;  // nonzero on the last stage only
   EXPECT_EQ(pp->all_reduce_sum(loss), ref.loss);
+  if (c.forward_only) {  // no backward ran: nothing accumulated, every microbatch's state still saved
+    for (const auto& st : stages) {
+      EXPECT_TRUE(testing::allclose(st->dw, Tensor::zeros({testing::kToyH, testing::kToyH}), 0, 0));
+      EXPECT_EQ(st->saved.size(), static_cast<size_t>(M));
+    }
+    w.barrier();
+    return true;
+  }
   for (int v = 0; v < V; ++v) {
     EXPECT_TRUE(testing::allclose(stages[v]->dw, ref.dw[v * P + r], 0, 0)) << "global stage " << v * P + r;
     EXPECT_TRUE(stages[v]->saved.empty()) << "global stage " << v * P + r;
@@ -80,6 +90,13 @@ TEST(PipelineParallel, InterleavedWholeWorld) {
 TEST(PipelineParallel, InterleavedGroupsOfTwoAndFour) {
   EXPECT_TRUE(run_case({.P = 2, .V = 3, .M = 6}));
   if (!run_case({.P = 4, .V = 2, .M = 8})) GTEST_SKIP() << "groups of 4 need a world of 4 or 8 ranks";
+}
+
+// Evaluation (Megatron's forward_only): the same loss, no backward.
+TEST(PipelineParallel, ForwardOnly) {
+  run_case({.P = 0, .V = 1, .M = 3, .forward_only = true});
+  run_case({.P = 0, .V = 2, .M = -2, .forward_only = true});
+  EXPECT_TRUE(run_case({.P = 2, .V = 3, .M = 4, .forward_only = true}));
 }
 
 // Activations of 16K-32K floats (64-128 KiB: above MPI's eager limits, 4 KiB in shared memory and

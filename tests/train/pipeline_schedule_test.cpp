@@ -6,6 +6,7 @@
 //    first; at most warmup + 1 microbatches are in flight; and the P ranks' orders together run
 //    without deadlock (a simulation in which an op runs once the op it depends on has run on its
 //    neighbour: forward of stage s needs forward of s - 1, backward of s needs backward of s + 1);
+//  - forward_only: the forwards in the same order, no backward;
 //  - P = 1 with 1 and 3 chunks (all hand-overs local) equals the sequential chain bit for bit;
 //  - errors: no chunks, M < 1, M % P with V > 1, wrong shapes, a last stage returning a tensor.
 // The multi-rank runs are in tests/dist/pipeline_schedule_test.cpp.
@@ -23,9 +24,9 @@ namespace {
 
 using testing::error_of;
 
-std::string order_str(int P, int r, int V, int M) {
+std::string order_str(int P, int r, int V, int M, bool forward_only = false) {
   std::string s;
-  for (const PipelineOp& op : pipeline_order(P, r, V, M)) {
+  for (const PipelineOp& op : pipeline_order(P, r, V, M, forward_only)) {
     if (!s.empty()) s += ' ';
     s += op.str();
   }
@@ -60,6 +61,12 @@ TEST(PipelineOrder, InterleavedMatchesMegatronForTwoRanksTwoChunks) {
   // M == P: Megatron runs every forward, then every backward.
   EXPECT_EQ(order_str(2, 1, 2, 2), "F0.0 F0.1 F1.0 F1.1 B1.0 B1.1 B0.0 B0.1");
   EXPECT_EQ(pipeline_warmup(2, 1, 2, 2), 4);
+}
+
+TEST(PipelineOrder, ForwardOnlyRunsTheForwardsInScheduleOrder) {
+  EXPECT_EQ(order_str(4, 2, 1, 3, true), "F0.0 F0.1 F0.2");
+  EXPECT_EQ(order_str(2, 0, 2, 4, true), "F0.0 F0.1 F1.0 F1.1 F0.2 F0.3 F1.2 F1.3");
+  EXPECT_EQ(order_str(2, 1, 2, 4, true), "F0.0 F0.1 F1.0 F1.1 F0.2 F0.3 F1.2 F1.3");
 }
 
 struct Grid {
@@ -101,38 +108,42 @@ TEST(PipelineOrder, EveryOpOnceForwardFirstAndAtMostWarmupPlusOneInFlight) {
     }
 }
 
-TEST(PipelineOrder, RanksTogetherRunWithoutDeadlock) {
-  for (const Grid& c : grid()) {
-    const int S = c.P * c.V;
-    SCOPED_TRACE(::testing::Message() << "P " << c.P << " V " << c.V << " M " << c.M);
-    std::vector<std::vector<PipelineOp>> orders;
-    for (int r = 0; r < c.P; ++r) orders.push_back(pipeline_order(c.P, r, c.V, c.M));
-    std::vector<size_t> next(c.P, 0);
-    // done[kind][s][m]
-    std::vector<std::vector<std::vector<char>>> done(2, std::vector<std::vector<char>>(S, std::vector<char>(c.M, 0)));
-    bool progress = true;
-    size_t ran = 0;
-    while (progress) {
-      progress = false;
-      for (int r = 0; r < c.P; ++r) {
-        if (next[r] == orders[r].size()) continue;
-        const PipelineOp& op = orders[r][next[r]];
-        const int s = op.chunk * c.P + r, m = op.microbatch;
-        const bool fwd = op.kind == PipelineOp::Kind::forward;
-        const bool ready = fwd ? (s == 0 || done[0][s - 1][m]) : (done[0][s][m] && (s == S - 1 || done[1][s + 1][m]));
-        if (!ready) continue;
-        done[fwd ? 0 : 1][s][m] = 1;
-        ++next[r];
-        ++ran;
-        progress = true;
-      }
+// Runs the P ranks' orders together: an op runs once the op it needs has run on its neighbour.
+void expect_no_deadlock(const Grid& c, bool forward_only) {
+  const int S = c.P * c.V;
+  SCOPED_TRACE(::testing::Message() << "P " << c.P << " V " << c.V << " M " << c.M << " fwd only " << forward_only);
+  std::vector<std::vector<PipelineOp>> orders;
+  for (int r = 0; r < c.P; ++r) orders.push_back(pipeline_order(c.P, r, c.V, c.M, forward_only));
+  std::vector<size_t> next(c.P, 0);
+  // done[kind][s][m]
+  std::vector<std::vector<std::vector<char>>> done(2, std::vector<std::vector<char>>(S, std::vector<char>(c.M, 0)));
+  bool progress = true;
+  size_t ran = 0;
+  while (progress) {
+    progress = false;
+    for (int r = 0; r < c.P; ++r) {
+      if (next[r] == orders[r].size()) continue;
+      const PipelineOp& op = orders[r][next[r]];
+      const int s = op.chunk * c.P + r, m = op.microbatch;
+      const bool fwd = op.kind == PipelineOp::Kind::forward;
+      const bool ready = fwd ? (s == 0 || done[0][s - 1][m]) : (done[0][s][m] && (s == S - 1 || done[1][s + 1][m]));
+      if (!ready) continue;
+      done[fwd ? 0 : 1][s][m] = 1;
+      ++next[r];
+      ++ran;
+      progress = true;
     }
-    EXPECT_EQ(ran, 2u * S * c.M) << "deadlock";
   }
+  EXPECT_EQ(ran, (forward_only ? 1u : 2u) * S * c.M) << "deadlock";
+}
+
+TEST(PipelineOrder, RanksTogetherRunWithoutDeadlock) {
+  for (const bool forward_only : {false, true})
+    for (const Grid& c : grid()) expect_no_deadlock(c, forward_only);
 }
 
 // P = 1: every hand-over is local; the result equals the sequential chain exactly.
-void run_local(int V, int M) {
+void run_local(int V, int M, bool forward_only = false) {
   std::unique_ptr<Communicator> self = make_self_communicator("pp");
   testing::InFlight in_flight;
   std::vector<std::unique_ptr<testing::ToyStage>> stages;
@@ -141,9 +152,15 @@ void run_local(int V, int M) {
     stages.push_back(std::make_unique<testing::ToyStage>(v, V, 0, &in_flight));
     chunks.push_back(stages.back().get());
   }
-  run_pipeline(*self, chunks, {.num_microbatches = M, .activation_shape = testing::toy_shape});
+  run_pipeline(*self, chunks,
+               {.num_microbatches = M, .activation_shape = testing::toy_shape, .forward_only = forward_only});
   const testing::ToyReference ref = testing::toy_sequential(V, M, 0);
   EXPECT_EQ(stages.back()->loss, ref.loss);
+  if (forward_only) {
+    for (int v = 0; v < V; ++v)
+      EXPECT_TRUE(testing::allclose(stages[v]->dw, Tensor::zeros({testing::kToyH, testing::kToyH}), 0, 0));
+    return;
+  }
   for (int v = 0; v < V; ++v) {
     EXPECT_TRUE(testing::allclose(stages[v]->dw, ref.dw[v], 0, 0)) << "stage " << v;
     EXPECT_TRUE(stages[v]->saved.empty());
@@ -156,6 +173,7 @@ TEST(RunPipeline, OneRankEqualsTheSequentialChain) {
   run_local(1, 5);
   run_local(3, 1);
   run_local(3, 4);
+  run_local(3, 4, /*forward_only=*/true);
 }
 
 struct BadShape final : PipelineChunk {

@@ -71,10 +71,10 @@ class Engine {
   Engine(Communicator& pp, std::span<PipelineChunk* const> chunks, const PipelineConfig& cfg)
       : pp_(pp), chunks_(chunks), cfg_(cfg), P_(pp.size()), r_(pp.rank()), V_(static_cast<int>(chunks.size())),
         M_(cfg.num_microbatches), S_(P_ * V_), prev_((r_ - 1 + P_) % P_), next_((r_ + 1) % P_),
-        order_(pipeline_order(P_, r_, V_, M_)), progress_(P_, -1) {
+        order_(pipeline_order(P_, r_, V_, M_, cfg.forward_only)), progress_(P_, -1) {
     if (P_ == 1) return;
-    prev_index_ = std::make_unique<OrderIndex>(pipeline_order(P_, prev_, V_, M_), V_, M_);
-    next_index_ = std::make_unique<OrderIndex>(pipeline_order(P_, next_, V_, M_), V_, M_);
+    prev_index_ = std::make_unique<OrderIndex>(pipeline_order(P_, prev_, V_, M_, cfg.forward_only), V_, M_);
+    next_index_ = std::make_unique<OrderIndex>(pipeline_order(P_, next_, V_, M_, cfg.forward_only), V_, M_);
     for (int i = 0; i < static_cast<int>(order_.size()); ++i) {
       const PipelineOp& op = order_[i];
       const int s = stage(op.chunk);
@@ -100,6 +100,7 @@ class Engine {
   // in its destructor could block forever. The job is ending (the CLI aborts every rank), so the
   // requests and their buffers are deliberately left to MPI instead of being completed.
   void abandon() {
+    if (received_.empty() && sent_.empty()) return;
     auto* leaked = new std::vector<Message>();  // NOLINT: intentionally never freed
     for (auto& [i, m] : received_) leaked->push_back(std::move(m));
     for (Message& m : sent_) leaked->push_back(std::move(m));
@@ -251,8 +252,9 @@ int pipeline_warmup(int P, int r, int V, int M) {
   return std::min((P - r - 1) * 2 + (V - 1) * P, M * V);
 }
 
-std::vector<PipelineOp> pipeline_order(int P, int r, int V, int M) {
-  const int W = pipeline_warmup(P, r, V, M), total = M * V;
+std::vector<PipelineOp> pipeline_order(int P, int r, int V, int M, bool forward_only) {
+  check_layout(P, r, V, M);
+  const int total = M * V, W = forward_only ? total : pipeline_warmup(P, r, V, M);
   std::vector<PipelineOp> order;
   order.reserve(2 * static_cast<size_t>(total));
   for (int k = 0; k < W; ++k) order.push_back(forward_op(k, P, V));
@@ -260,6 +262,7 @@ std::vector<PipelineOp> pipeline_order(int P, int r, int V, int M) {
     order.push_back(forward_op(k + W, P, V));
     order.push_back(backward_op(k, P, V));
   }
+  if (forward_only) return order;
   for (int k = total - W; k < total; ++k) order.push_back(backward_op(k, P, V));
   return order;
 }

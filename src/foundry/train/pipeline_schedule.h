@@ -18,7 +18,8 @@
 //           get_microbatch_id_in_model_chunk); backward k runs chunk V - 1 - (k % (P V)) / P on the
 //           same microbatch.
 // At most W + 1 (chunk, microbatch) pairs are in flight (forwarded, not yet backwarded) on a rank:
-// the memory bound of 1F1B.
+// the memory bound of 1F1B. forward_only (evaluation, Megatron's forward_only=True): the M V
+// forwards in the same order, no backward.
 //
 // Communication: activations (forward) and their gradients (backward) travel with
 // pp.send_async / pp.recv_async under two tags (kForwardTag, kBackwardTag). Every message of a
@@ -68,6 +69,9 @@ struct PipelineConfig {
   std::function<Shape(int m)> activation_shape;
   DType dtype = DType::f32;       // of every activation and activation gradient
   Device device = Device::cpu();  // where the receive buffers live
+  // Evaluation: forwards only (the chunks must not expect a backward; the last stage still
+  // computes its loss). Sent activations are then waited at the end of run_pipeline.
+  bool forward_only = false;
 };
 
 struct PipelineOp {
@@ -86,10 +90,11 @@ inline constexpr int kPipelineBackwardTag = 7002;  // activation gradients, stag
 // pipeline_order.
 int pipeline_warmup(int pp_size, int pp_rank, int num_chunks, int num_microbatches);
 
-// The ordered list of the 2 * M * V ops this rank runs. Errors: pp_size < 1, pp_rank outside
-// [0, pp_size), num_chunks < 1, num_microbatches < 1, num_microbatches % pp_size != 0 with
-// num_chunks > 1.
-std::vector<PipelineOp> pipeline_order(int pp_size, int pp_rank, int num_chunks, int num_microbatches);
+// The ordered list of the 2 * M * V ops this rank runs (the M * V forwards alone when
+// forward_only). Errors: pp_size < 1, pp_rank outside [0, pp_size), num_chunks < 1,
+// num_microbatches < 1, num_microbatches % pp_size != 0 with num_chunks > 1.
+std::vector<PipelineOp> pipeline_order(int pp_size, int pp_rank, int num_chunks, int num_microbatches,
+                                       bool forward_only = false);
 
 // Runs forward + backward of all microbatches over the pp group (every rank of `pp` calls it with
 // the same config). chunks[v] is chunk v of this rank (global stage v * P + rank); chunks.size() =
