@@ -3,7 +3,7 @@
 // bucket" rule, an oversized parameter, one bucket when bucket_bytes <= 0, dense and expert kinds
 // apart) over the self communicator (no collectives), and the start order of the all-reduces over
 // a recording communicator of size 2: a bucket starts when its parameters are all ready and every
-// bucket before it has started; finish() starts the rest in bucket order. The multi-process
+// bucket before it has started; finish() reduces the rest in bucket order and waits for all. The multi-process
 // check of the sums is tests/dist/grad_buckets_test.cpp.
 #include "foundry/optim/grad_buckets.h"
 
@@ -24,7 +24,7 @@ struct Table {
   ParamTable table;
   Table() {
     for (size_t i = 0; i < kSpecs.size(); ++i)
-      table.add(params[i], {.name = "p" + std::to_string(i), .shape = Shape{kSpecs[i].first},
+      table.add(params[i], {.name = std::string("p").append(std::to_string(i)), .shape = Shape{kSpecs[i].first},
                             .expert_local = kSpecs[i].second});
     table.allocate(1);
   }
@@ -114,6 +114,20 @@ TEST(GradBuckets, NonPositiveBucketBytesIsOneBucket) {
   EXPECT_EQ(GradBuckets(t.table, ParamTable::Kind::expert, *self).num_buckets(), 1);
 }
 
+TEST(GradBuckets, NoParametersOfTheKindIsNoBuckets) {
+  Param a, b;
+  ParamTable table;
+  table.add(a, {.name = "a", .shape = Shape{5}});
+  table.add(b, {.name = "b", .shape = Shape{3, 4}});
+  table.allocate(1);
+  const auto self = make_self_communicator("edp");
+  GradBuckets g(table, ParamTable::Kind::expert, *self, 16);
+  EXPECT_EQ(g.num_buckets(), 0);
+  EXPECT_EQ(g.bytes(), 0);
+  g.mark_range_ready(0, 2);  // dense: ignored
+  g.finish();
+}
+
 TEST(GradBuckets, SelfCommunicatorIsANoOpAndChecksMarks) {
   Table t;
   const auto self = make_self_communicator("dp");
@@ -136,12 +150,13 @@ TEST(GradBuckets, SelfCommunicatorIsANoOpAndChecksMarks) {
   g.mark_ready(7);
 }
 
-// Size 2, records the ranges handed to all_reduce_async (element offsets into `base`) and the waits.
+// Size 2, records the ranges handed to all_reduce_async and all_reduce (element offsets into
+// `base`), the blocking calls and the waits.
 class RecordingComm final : public Communicator {
  public:
   explicit RecordingComm(const void* base) : base_(static_cast<const char*>(base)) {}
   std::vector<std::pair<int64_t, int64_t>> started;  // [begin, end) in f32 elements
-  int waits = 0;
+  int waits = 0, blocking = 0;
 
   int rank() const override { return 0; }
   int size() const override { return 2; }
@@ -153,7 +168,10 @@ class RecordingComm final : public Communicator {
     return std::make_unique<Waited>(waits);
   }
 
-  void all_reduce(TensorView, ReduceOp) override { unused(); }
+  void all_reduce(TensorView x, ReduceOp op) override {
+    all_reduce_async(x, op);
+    ++blocking;
+  }
   void reduce_scatter(TensorView, TensorView) override { unused(); }
   void all_gather(TensorView, TensorView) override { unused(); }
   void all_gather_v(TensorView, TensorView, std::span<const int64_t>) override { unused(); }
@@ -211,15 +229,18 @@ TEST(GradBuckets, BucketsStartInBucketOrderWhenComplete) {
   EXPECT_EQ(comm.started, (R{{176, 224}, {64, 176}, {0, 64}}));
   g.finish();
 
-  // Unmarked parameters: finish() starts the remaining buckets in order, then waits for all.
+  // Unmarked parameters: finish() reduces the remaining buckets in order (blocking all_reduce:
+  // they would be waited for at once), then waits for the ones in flight.
   comm.started.clear();
   comm.waits = 0;
-  g.mark_ready(3);
+  g.mark_ready(7);
+  g.mark_ready(5);
   g.mark_ready(0);
-  EXPECT_TRUE(comm.started.empty());
+  EXPECT_EQ(comm.started, (R{{176, 224}}));
   g.finish();
   EXPECT_EQ(comm.started, (R{{176, 224}, {64, 176}, {0, 64}}));
-  EXPECT_EQ(comm.waits, 3);
+  EXPECT_EQ(comm.blocking, 2);
+  EXPECT_EQ(comm.waits, 1);
 }
 
 }  // namespace

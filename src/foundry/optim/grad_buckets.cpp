@@ -105,8 +105,15 @@ void GradBuckets::start_ready_buckets() {
 }
 
 void GradBuckets::finish() {
-  for (int& m : missing_) m = 0;  // parameters never marked (unused): their buckets go now
-  start_ready_buckets();
+  // Buckets not started yet (parameters never marked, or the last bucket when finish() comes
+  // right after the backward) would be waited for at once: a blocking all_reduce, which also
+  // progresses the requests in flight (Open MPI's blocking allreduce is faster than
+  // MPI_Iallreduce + MPI_Wait for large messages: bench/grad_buckets_bench). Same order as
+  // starting them, so the sequence of collectives on the group does not change.
+  for (; next_start_ < num_buckets(); ++next_start_) {
+    const Bucket& bk = buckets_[static_cast<size_t>(next_start_)];
+    if (group_.size() > 1 && bk.end > bk.begin) group_.all_reduce(grads_.slice(bk.begin, bk.end));  // sum
+  }
   reset();
 }
 

@@ -27,9 +27,11 @@
 //                  backward produced it); when bucket b has all its parameters ready and
 //                  buckets 0..b-1 have started, all_reduce_async(bucket b) starts (and then any
 //                  later bucket already complete).
-//   finish()       starts every bucket not started yet (parameters never marked, e.g. unused
-//                  ones), in bucket order, waits for all, and resets for the next step. Afterwards
-//                  G holds the sum over the group of every rank's G.
+//   finish()       reduces every bucket not started yet (parameters never marked, e.g. unused
+//                  ones), in bucket order, with a blocking all_reduce (it would be waited for at
+//                  once; Open MPI's blocking allreduce is also much faster than MPI_Iallreduce for
+//                  large messages), waits for the buckets in flight, and resets for the next step.
+//                  Afterwards G holds the sum over the group of every rank's G.
 // Ordering: MPI requires every rank of a communicator to start its (non-blocking) collectives in
 // the same order. Megatron (NCCL, one stream) starts a bucket whenever it is complete; here a
 // bucket starts only after every bucket before it in bucket order has started, so the sequence
@@ -42,7 +44,10 @@
 // deterministic backward on every rank.
 // Overlap: Open MPI progresses non-blocking collectives only inside MPI calls, so on CPU the
 // overlap with compute is partial (the transfer proceeds while a later bucket's MPI call or the
-// final waits run); results are exact either way.
+// final waits run); results are exact either way. bench/grad_buckets_bench (2 ranks, 33.6 MB of
+// gradients, noisy machine): buckets of 4-16 MB take 0.72-1.06x the step time of one blocking
+// all-reduce after the backward; one bucket for everything (an MPI_Iallreduce started at the
+// end) 1.13-1.27x, so keep several buckets (a few MB each) per step.
 //
 // With a communicator of size 1 no collective is issued (the bookkeeping still runs).
 // Parameters of the other kind are ignored by mark_ready, so a model may call mark_ready with the
@@ -82,7 +87,7 @@ class GradBuckets {
   void mark_ready(int param_index);
   // mark_ready(i) for i in [begin, end) (a layer's parameters are registered consecutively).
   void mark_range_ready(int begin, int end);
-  // Collective. Starts the buckets not started yet (in bucket order), waits for all, resets.
+  // Collective. Reduces the buckets not started yet (in bucket order), waits for all, resets.
   void finish();
   // Forgets this step's readiness (after waiting for collectives already started).
   void reset();
