@@ -16,8 +16,9 @@
 //              [o_{p_j}, end) of G), closed as soon as it holds >= bucket_bytes
 // so every bucket boundary is a parameter boundary, every bucket but the last (bucket b = B - 1,
 // which ends at the front of G) holds at least bucket_bytes, and a bucket exceeds bucket_bytes by
-// less than its first parameter (one parameter larger than bucket_bytes alone is a bucket larger
-// than bucket_bytes). bucket_bytes <= 0: one bucket for the whole range. The buckets tile G, so
+// less than the span of its front parameter (the one added last; so a parameter larger than
+// bucket_bytes makes a bucket larger than bucket_bytes). bucket_bytes <= 0: one bucket for the
+// whole range. The buckets tile G, so
 // their all-reduces together equal one all-reduce of G (element for element the same sum: each
 // element is summed over the same ranks; the MPI implementation may pick a different summation
 // order for a different message length, which only rounds differently for inexact sums).
