@@ -44,6 +44,10 @@ void aux_scores_backward(const double* logits, const AuxScores& a, const double*
 // Padding rows have s = 0 and no counts; the token count T is get_tokens_per_expert_and_token_count's:
 // map.sum() / k = valid tokens (all tokens without padding). Each loss is 0 when no token is valid
 // (Megatron divides by zero there).
+// switch_load_balancing_loss_func itself, with the counts n (E) and the token count T given (the
+// group's, for a rank holding part of the tokens: Router's tp_cp / tp_dp_cp); 0 when T is 0.
+double switch_load_balancing_loss(const AuxScores& a, double coeff, const std::vector<double>& n,
+                                  double total_tokens, double* ds);
 // aux_loss:        n = counts, T = valid tokens.
 double aux_loss(const AuxScores& a, double coeff, double* ds);
 // seq_aux_loss: tokens are B sequences of seq_length (batch-major, t = b * S + s); each sequence's
