@@ -10,6 +10,7 @@
 //    own tokens (fp32, rtol 1e-5 / atol 1e-6: only GEMM blocking may differ), and each local
 //    expert's weight gradients equal the one-process gradients summed over all ranks' tokens
 //    (close in norm 1e-5: the summation order differs).
+//  - ExpertTensorParallel alone: gather orders the group's rows by local expert, scatter is its adjoint;
 //  - expert tensor parallelism (ETP2 with ep = self; EP2 x ETP2 on blocks of 4 ranks; both
 //    dispatchers): the sharded layer starts equal to one process and equals it (output, dx, router
 //    and shared-expert gradients; each expert weight gradient shard = the shard of the one-process
@@ -25,6 +26,7 @@
 #include "foundry/comm/communicator.h"
 #include "foundry/moe/allgather_dispatcher.h"
 #include "foundry/moe/alltoall_dispatcher.h"
+#include "foundry/moe/expert_tensor_parallel.h"
 #include "foundry/moe/moe_layer.h"
 #include "foundry/moe/router.h"
 #include "testing.h"
@@ -271,6 +273,53 @@ void check_etp_layer(const std::string& type, int ep_size, int etp_size) {
     copy_full_to_shard(spec, ref_all.table.param(k).grad, expect);
     EXPECT_TRUE(testing::close_in_norm(par.table.param(k).grad, expect, 1e-5)) << spec.name;
   }
+}
+
+// ExpertTensorParallel alone over the whole world (Q = world size, 3 local experts, rank r holding
+// (r + l) % 3 rows for local expert l, so some chunks are empty and N_q differ): gather delivers
+// each local expert's rows of every rank in (rank, row) order, and <gather(a), b> = <a, scatter(b)>
+// summed over the group (scatter sums the ranks' partial rows).
+TEST(ExpertTensorParallelRows, GatherOrdersByLocalExpertAndScatterIsItsAdjoint) {
+  Communicator& w = world();
+  const int Q = w.size(), q = w.rank();
+  constexpr int64_t El = 3, W = 4;
+  auto counts_of = [](int r) {
+    std::vector<int64_t> c(El);
+    for (int64_t l = 0; l < El; ++l) c[static_cast<size_t>(l)] = (r + l) % 3;
+    return c;
+  };
+  auto rows_of = [&](int r) {
+    const std::vector<int64_t> c = counts_of(r);
+    return randn({c[0] + c[1] + c[2], W}, 1000 + static_cast<uint64_t>(r));
+  };
+  ExpertTensorParallel etp(w, El);
+  Context ctx;
+  const std::vector<int64_t> mine = counts_of(q);
+  const EtpHandle h = etp.plan(ctx, Tensor::from<int64_t>({El}, mine));
+  const Tensor a = rows_of(q);
+  const Tensor g = etp.gather(ctx, a, h);
+  std::vector<float> expect;
+  for (int64_t l = 0; l < El; ++l)
+    for (int r = 0; r < Q; ++r) {
+      const std::vector<int64_t> c = counts_of(r);
+      const Tensor x = rows_of(r);
+      int64_t begin = 0;
+      for (int64_t j = 0; j < l; ++j) begin += c[static_cast<size_t>(j)];
+      expect.insert(expect.end(), x.ptr<float>() + begin * W, x.ptr<float>() + (begin + c[static_cast<size_t>(l)]) * W);
+    }
+  const int64_t N = static_cast<int64_t>(expect.size()) / W;
+  ASSERT_EQ(g.size(0), N);
+  EXPECT_TRUE(testing::allclose(g, Tensor::from<float>({N, W}, expect), 0, 0));
+  for (int64_t l = 0; l < El; ++l) {
+    int64_t n = 0;
+    for (int r = 0; r < Q; ++r) n += counts_of(r)[static_cast<size_t>(l)];
+    EXPECT_EQ(h.tokens_per_expert.ptr<int64_t>()[l], n) << l;
+  }
+  const Tensor b = randn({N, W}, 1100 + static_cast<uint64_t>(q));  // a different partial per rank
+  const Tensor sb = etp.scatter(ctx, b, h);
+  ASSERT_EQ(sb.size(0), a.size(0));
+  const double lhs = global_dot(w, g, b), rhs = global_dot(w, a, sb);
+  EXPECT_NEAR(lhs, rhs, 1e-6 * global_norm(w, g) * global_norm(w, b));
 }
 
 TEST_P(ExpertParallel, Etp2LayerEqualsTheOneProcessLayer) { check_etp_layer(GetParam(), 1, 2); }
