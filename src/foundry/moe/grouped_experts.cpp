@@ -9,10 +9,26 @@ void GroupedExperts::register_params(ParamTable& table, const std::string& name)
   FOUNDRY_CHECK(cfg.hidden > 0 && cfg.ffn > 0 && cfg.num_experts > 0,
                 "GroupedExperts '{}': hidden {}, ffn {} and num_experts {} must be positive", name, cfg.hidden,
                 cfg.ffn, cfg.num_experts);
-  table.add(linear_fc1, {.name = name + ".linear_fc1.weight", .shape = {cfg.num_experts, 2 * cfg.ffn, cfg.hidden},
-                         .init = Init::normal(cfg.init_std), .tp_split_axis = 1, .expert_local = true});
-  table.add(linear_fc2, {.name = name + ".linear_fc2.weight", .shape = {cfg.num_experts, cfg.hidden, cfg.ffn},
-                         .init = Init::normal(cfg.output_init_std), .tp_split_axis = 2, .expert_local = true});
+  FOUNDRY_CHECK(cfg.ep_size >= 1 && cfg.ep_rank >= 0 && cfg.ep_rank < cfg.ep_size && cfg.etp_size >= 1 &&
+                    cfg.etp_rank >= 0 && cfg.etp_rank < cfg.etp_size,
+                "GroupedExperts '{}': ep rank {} of {}, etp rank {} of {}", name, cfg.ep_rank, cfg.ep_size,
+                cfg.etp_rank, cfg.etp_size);
+  // The full tensors (E, 2F, H) and (E, H, F), then this rank's shard of each.
+  const int64_t E = cfg.num_experts * cfg.ep_size, F = cfg.ffn * cfg.etp_size, H = cfg.hidden;
+  ParamSpec fc1{.name = name + ".linear_fc1.weight", .shape = {E, 2 * F, H}, .init = Init::normal(cfg.init_std),
+                .tp_split_axis = 1, .expert_local = true};
+  ParamSpec fc2{.name = name + ".linear_fc2.weight", .shape = {E, H, F}, .init = Init::normal(cfg.output_init_std),
+                .tp_split_axis = 2, .expert_local = true};
+  if (cfg.ep_size > 1) {
+    shard_split(fc1, 0, cfg.ep_rank, cfg.ep_size, "ep");
+    shard_split(fc2, 0, cfg.ep_rank, cfg.ep_size, "ep");
+  }
+  if (cfg.etp_size > 1) {
+    shard_split_halves(fc1, 1, cfg.etp_rank, cfg.etp_size, "etp");  // [gate_q; up_q]
+    shard_split(fc2, 2, cfg.etp_rank, cfg.etp_size, "etp");
+  }
+  table.add(linear_fc1, std::move(fc1));
+  table.add(linear_fc2, std::move(fc2));
 }
 
 Tensor GroupedExperts::forward(Context& ctx, const Tensor& x, const Tensor& probs, const Tensor& tokens_per_expert,

@@ -4,6 +4,12 @@
 // moe_apply_probs_on_input = false, where the combine then sums unweighted):
 //   h_r = x_r W1_e^T  (2F)   a_r = silu(gate) * up  (F)   w_r = p_r a_r   y_r = w_r W2_e^T  (H)
 // for row r of expert e.
+// Sharding (expert / expert-tensor parallelism, Megatron-Core's GroupedMLP / TEGroupedMLP with
+// expert_tensor_parallel_size Q): num_experts and ffn are this rank's (E / P and F / Q); the
+// parameters are registered as shards of the full tensors (E, 2F, H) and (E, H, F): experts
+// [ep_rank E/P, (ep_rank+1) E/P) and, of each, fc1's rows [q F/Q, (q+1) F/Q) of the gate half and
+// of the up half ([gate_q; up_q], as ParallelMLP::fc1_shard) and fc2's columns [q F/Q, (q+1) F/Q).
+// The checkpoint names denote the full tensors; the shard of the full init is this rank's init.
 #pragma once
 
 #include "foundry/core/context.h"
@@ -19,6 +25,8 @@ struct GroupedExperts {
     DType compute = DType::f32;  // bf16: GEMM inputs rounded to bf16, f32 accumulation (as nn/linear.h)
     float init_std = 0.02f;
     float output_init_std = 0.02f;
+    int ep_rank = 0, ep_size = 1;    // expert-parallel position (the expert split of the params)
+    int etp_rank = 0, etp_size = 1;  // expert-tensor-parallel position (the ffn split)
   };
   struct Saved {
     Tensor x;                  // (N, H) expert-major rows, in the compute dtype
@@ -35,8 +43,8 @@ struct GroupedExperts {
   };
 
   Config cfg;
-  Param linear_fc1;  // (E, 2F, H): [gate; up] per expert
-  Param linear_fc2;  // (E, H, F)
+  Param linear_fc1;  // (E_local, 2F_local, H): [gate_q; up_q] per expert
+  Param linear_fc2;  // (E_local, H, F_local)
 
   explicit GroupedExperts(Config c) : cfg(c) {}
   void register_params(ParamTable& table, const std::string& name);  // "...mlp.experts"

@@ -119,6 +119,14 @@ double switch_loss(const AuxScores& a, const std::vector<double>& n, double tota
 }
 }  // namespace
 
+double switch_load_balancing_loss(const AuxScores& a, double coeff, const std::vector<double>& n,
+                                  double total_tokens, double* ds) {
+  FOUNDRY_CHECK(static_cast<int64_t>(n.size()) == a.experts, "moe switch_load_balancing_loss: {} counts for {} experts",
+                n.size(), a.experts);
+  if (total_tokens == 0) return 0.0;
+  return switch_loss(a, n, total_tokens, coeff, 0, a.tokens, 1, ds);
+}
+
 double aux_loss(const AuxScores& a, double coeff, double* ds) {
   if (a.valid_tokens == 0) return 0.0;
   return switch_loss(a, a.counts, static_cast<double>(a.valid_tokens), coeff, 0, a.tokens, 1, ds);

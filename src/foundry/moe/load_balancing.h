@@ -1,7 +1,8 @@
 // Megatron-Core's MoE load-balancing and z losses (megatron/core/transformer/moe/moe_utils.py:
 // compute_routing_scores_for_aux_loss, switch_load_balancing_loss_func,
 // get_tokens_per_expert_and_token_count, z_loss_func; router.py _apply_{aux,seq_aux,global_aux}_loss,
-// padding_mask included), single rank (TP = CP = DP = 1). Formulas in shared/reference/megatron_moe.md
+// padding_mask included); a rank's part of a group loss through switch_load_balancing_loss with the
+// group's counts (Router's tp_cp / tp_dp_cp). Formulas in shared/reference/megatron_moe.md
 // §2.4-2.5. Each loss returns its value and, when `grad` is given, adds its gradient (w.r.t. the aux
 // scores or the logits) into it. Everything is f64.
 #pragma once
@@ -44,6 +45,10 @@ void aux_scores_backward(const double* logits, const AuxScores& a, const double*
 // Padding rows have s = 0 and no counts; the token count T is get_tokens_per_expert_and_token_count's:
 // map.sum() / k = valid tokens (all tokens without padding). Each loss is 0 when no token is valid
 // (Megatron divides by zero there).
+// switch_load_balancing_loss_func itself, with the counts n (E) and the token count T given (the
+// group's, for a rank holding part of the tokens: Router's tp_cp / tp_dp_cp); 0 when T is 0.
+double switch_load_balancing_loss(const AuxScores& a, double coeff, const std::vector<double>& n,
+                                  double total_tokens, double* ds);
 // aux_loss:        n = counts, T = valid tokens.
 double aux_loss(const AuxScores& a, double coeff, double* ds);
 // seq_aux_loss: tokens are B sequences of seq_length (batch-major, t = b * S + s); each sequence's

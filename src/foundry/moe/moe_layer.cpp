@@ -10,6 +10,7 @@ namespace foundry {
 namespace {
 
 int64_t ep_size(const MoELayer::Config& c) { return c.ep ? c.ep->size() : 1; }
+int64_t etp_size(const MoELayer::Config& c) { return c.etp ? c.etp->size() : 1; }
 
 std::unique_ptr<TokenDispatcher> make_dispatcher(const MoELayer::Config& c) {
   FOUNDRY_CHECK(c.token_dispatcher_type == "alltoall" || c.token_dispatcher_type == "allgather",
@@ -27,14 +28,24 @@ int64_t local_experts(const MoELayer::Config& c) {
   return c.router.num_experts / ep_size(c);
 }
 
+int64_t local_ffn(const MoELayer::Config& c) {
+  FOUNDRY_CHECK(c.moe_ffn_hidden_size % etp_size(c) == 0,
+                "MoELayer: moe_ffn_hidden_size {} must be divisible by the expert-tensor-parallel ('{}') size {}",
+                c.moe_ffn_hidden_size, c.etp ? c.etp->name() : "etp", etp_size(c));
+  return c.moe_ffn_hidden_size / etp_size(c);
+}
+
 }  // namespace
 
 MoELayer::MoELayer(Config c)
     : cfg(c),
       router(c.router),
-      experts({.hidden = c.router.hidden, .ffn = c.moe_ffn_hidden_size, .num_experts = local_experts(c),
-               .compute = c.compute, .init_std = c.init_std, .output_init_std = c.output_init_std}),
+      experts({.hidden = c.router.hidden, .ffn = local_ffn(c), .num_experts = local_experts(c),
+               .compute = c.compute, .init_std = c.init_std, .output_init_std = c.output_init_std,
+               .ep_rank = c.ep ? c.ep->rank() : 0, .ep_size = static_cast<int>(ep_size(c)),
+               .etp_rank = c.etp ? c.etp->rank() : 0, .etp_size = static_cast<int>(etp_size(c))}),
       dispatcher(make_dispatcher(c)) {
+  if (etp_size(c) > 1) etp.emplace(*c.etp, local_experts(c));
   if (c.shared_expert_ffn > 0)
     shared_experts.emplace(SharedExperts::Config{.hidden = c.router.hidden, .ffn = c.shared_expert_ffn,
                                                  .gate = c.shared_expert_gate, .compute = c.compute,
@@ -54,7 +65,17 @@ Tensor MoELayer::forward(Context& ctx, const Tensor& x, int64_t seq_length, Save
   s.routing = router.forward(ctx, x, s.router, seq_length);
   Dispatched d = dispatcher->dispatch(ctx, x, s.routing.routing_map, s.routing.probs);
   s.handle = d.handle;
-  const Tensor rows = experts.forward(ctx, d.rows, d.probs, d.handle.tokens_per_expert, s.experts);
+  Tensor rows;
+  if (etp) {  // every row of the etp group through this rank's F/Q slice, partial outputs summed back
+    s.etp = etp->plan(ctx, d.handle.tokens_per_expert);
+    const Tensor x_all = etp->gather(ctx, d.rows, s.etp);  // (N_etp, H)
+    const Tensor p_all = etp->gather(ctx, d.probs.reshape({d.probs.numel(), 1}), s.etp);
+    const Tensor y_all = experts.forward(ctx, x_all, p_all.reshape({p_all.numel()}), s.etp.tokens_per_expert,
+                                         s.experts);
+    rows = etp->scatter(ctx, y_all, s.etp);  // (N, H)
+  } else {
+    rows = experts.forward(ctx, d.rows, d.probs, d.handle.tokens_per_expert, s.experts);
+  }
   Tensor y = dispatcher->combine(ctx, rows, s.handle);  // (T, H)
   if (shared_experts) add_forward({.a = y, .b = shared_experts->forward(ctx, x, s.shared), .out = y});
   return y;
@@ -74,7 +95,15 @@ Tensor MoELayer::forward(Context& ctx, const Tensor& x, const SequenceLayout& se
 
 Tensor MoELayer::backward(Context& ctx, const Tensor& dy, const Saved& s, float aux_grad_scale) {
   const Tensor d_rows = dispatcher->combine_backward(ctx, dy, s.handle);  // (N, H)
-  const GroupedExperts::Grads g = experts.backward(ctx, d_rows, s.experts);
+  GroupedExperts::Grads g;
+  if (etp) {  // the adjoint of gather -> experts -> scatter
+    g = experts.backward(ctx, etp->gather(ctx, d_rows, s.etp), s.experts);
+    g.dx = etp->scatter(ctx, g.dx, s.etp);  // (N, H): sum over etp of the slices' input gradients
+    g.dprobs = etp->scatter(ctx, g.dprobs.reshape({g.dprobs.numel(), 1}), s.etp);
+    g.dprobs = g.dprobs.reshape({g.dprobs.numel()});
+  } else {
+    g = experts.backward(ctx, d_rows, s.experts);
+  }
   Tensor dx = dispatcher->dispatch_backward(ctx, g.dx, s.handle);  // (T, H)
   const Tensor dprobs = dispatcher->probs_backward(ctx, g.dprobs, s.handle);  // (T, E)
   router.backward(ctx, dprobs, s.router, aux_grad_scale, dx);  // dx += the router's input gradient

@@ -9,16 +9,25 @@
 // scale comes from ctx.aux_loss_scale).
 // Expert parallelism (Config::ep, a group of size P > 1): the router still scores all E experts;
 // this rank holds only its E / P consecutive experts [rank E/P, (rank+1) E/P) and tokens move by
-// the AllToAllTokenDispatcher (or the AllGatherTokenDispatcher). The expert weights keep Megatron's local naming: one grouped tensor
-// "...mlp.experts.linear_fc1.weight" of shape (E/P, 2F, H) whose row l is global expert
-// local_expert_begin() + l (checkpoint resharding by global expert index needs that offset, which
-// ParamSpec does not carry yet). Router aux losses use this rank's tokens only (no EP/TP reduction yet).
+// the AllToAllTokenDispatcher (or the AllGatherTokenDispatcher).
+// Expert tensor parallelism (Config::etp, a group of size Q > 1; moe/expert_tensor_parallel.h):
+// each local expert's ffn is split over etp (fc1 (E/P, 2F/Q, H) = [gate_q; up_q], fc2
+// (E/P, H, F/Q)); after the EP dispatch the rows are all-gathered over etp, every etp rank computes
+// its F/Q slice of all of them, and the partial outputs are reduce-scattered (summed) back before
+// the EP combine. Both dispatchers; backward is the adjoint. (Megatron's Parallel Folding: etp and
+// ep come from the expert rank generator, comm/mesh.h.)
+// The expert weights are sharded ParamSpecs of the full tensors "...mlp.experts.linear_fc1.weight"
+// (E, 2F, H) and "...linear_fc2.weight" (E, H, F) (global offsets in the spec's blocks), so they
+// initialise as the slice of the one-process init and checkpoints hold the full tensors.
+// Router aux / z losses: RouterConfig::tp_cp / tp_dp_cp (router.h) make them group losses when the
+// layer's tokens are split by sequence parallelism; without them they use this rank's tokens only.
 #pragma once
 
 #include <memory>
 #include <optional>
 
 #include "foundry/comm/communicator.h"
+#include "foundry/moe/expert_tensor_parallel.h"
 #include "foundry/moe/grouped_experts.h"
 #include "foundry/moe/router.h"
 #include "foundry/moe/shared_experts.h"
@@ -37,6 +46,8 @@ struct MoELayer : FeedForward {
     float init_std = 0.02f;
     float output_init_std = 0.02f;
     Communicator* ep = nullptr;      // expert-parallel group (outlives the layer); null or size 1: all local
+    Communicator* etp = nullptr;     // expert-tensor-parallel group (outlives the layer); null or size 1:
+                                     // none; else moe_ffn_hidden_size is split over it
     std::string token_dispatcher_type = "alltoall";  // with ep: "alltoall" or "allgather" (Megatron's
                                                       // moe_token_dispatcher_type; its default is allgather)
   };
@@ -44,6 +55,7 @@ struct MoELayer : FeedForward {
     Router::Saved router;
     Router::Output routing;  // probs, routing map, tokens per expert, aux and z losses
     DispatchHandle handle;
+    EtpHandle etp;           // expert tensor parallelism: the etp group's row counts
     GroupedExperts::Saved experts;
     SharedExperts::Saved shared;
   };
@@ -53,6 +65,7 @@ struct MoELayer : FeedForward {
   GroupedExperts experts;
   std::optional<SharedExperts> shared_experts;
   std::unique_ptr<TokenDispatcher> dispatcher;
+  std::optional<ExpertTensorParallel> etp;  // when Config::etp has size > 1
 
   explicit MoELayer(Config c);
   int64_t num_local_experts() const { return experts.cfg.num_experts; }

@@ -11,6 +11,22 @@ namespace foundry {
 
 using moe::ScoreFunction;
 
+namespace {
+// counts (E) and the valid token count summed over `group` (null or size 1: unchanged); one f32
+// all-reduce (the counts are integers, exact below 2^24).
+void reduce_counts(Communicator* group, std::vector<double>& counts, double& tokens) {
+  if (!group || group->size() == 1) return;
+  const size_t E = counts.size();
+  Tensor buf = Tensor::empty({static_cast<int64_t>(E) + 1});
+  float* b = buf.ptr<float>();
+  for (size_t e = 0; e < E; ++e) b[e] = static_cast<float>(counts[e]);
+  b[E] = static_cast<float>(tokens);
+  group->all_reduce(buf);
+  for (size_t e = 0; e < E; ++e) counts[e] = b[e];
+  tokens = b[E];
+}
+}  // namespace
+
 void RouterConfig::validate() const {
   FOUNDRY_CHECK(hidden > 0 && num_experts > 0, "Router: hidden {} and num_experts {} must be positive", hidden,
                 num_experts);
@@ -40,6 +56,10 @@ void RouterConfig::validate() const {
   for (const std::string& t : load_balancing_type)
     FOUNDRY_CHECK(t == "aux_loss" || t == "seq_aux_loss" || t == "global_aux_loss" || t == "none",
                   "Router: load_balancing_type '{}' (expected aux_loss, seq_aux_loss, global_aux_loss or none)", t);
+  for (const std::string& t : load_balancing_type)
+    FOUNDRY_CHECK(t != "seq_aux_loss" || !tp_cp || tp_cp->size() == 1,
+                  "Router: seq_aux_loss with a tp_cp group of size {} ('{}') is not implemented", tp_cp ? tp_cp->size() : 1,
+                  tp_cp ? tp_cp->name() : "");
   FOUNDRY_CHECK(z_loss_coeff >= 0.f, "Router: z_loss_coeff {} < 0", z_loss_coeff);
   FOUNDRY_CHECK(input_jitter_eps >= 0.f && input_jitter_eps < 1.f, "Router: input_jitter_eps {} must be in [0, 1)",
                 input_jitter_eps);
@@ -57,7 +77,9 @@ Router::Router(RouterConfig c) : cfg(std::move(c)) {
 }
 
 void Router::register_params(ParamTable& table, const std::string& name) {
-  table.add(weight, {.name = name + ".weight", .shape = {cfg.num_experts, cfg.hidden}, .init = cfg.init});
+  // Under sequence parallelism (tp_cp given) each rank's gradient covers its tokens only: summed over tp.
+  table.add(weight, {.name = name + ".weight", .shape = {cfg.num_experts, cfg.hidden}, .init = cfg.init,
+                     .tp_grad_sum = cfg.tp_cp != nullptr && cfg.tp_cp->size() > 1});
   if (cfg.enable_expert_bias) table.add_buffer(name + ".expert_bias", expert_bias);  // saved in checkpoints
 }
 
@@ -218,24 +240,32 @@ Router::Output Router::forward(Context& ctx, const Tensor& x, Saved& s, int64_t 
       for (size_t i = 0; i < cfg.load_balancing_type.size(); ++i) {
         const std::string& type = cfg.load_balancing_type[i];
         const double coeff = cfg.aux_loss_coeff.size() == 1 ? cfg.aux_loss_coeff[0] : cfg.aux_loss_coeff[i];
-        if (type == "aux_loss") {
-          out.aux_loss += moe::aux_loss(a, coeff, ds.data());
+        if (type == "aux_loss") {  // n and T over tp_cp
+          std::vector<double> n = a.counts;
+          double tokens = static_cast<double>(a.valid_tokens);
+          reduce_counts(cfg.tp_cp, n, tokens);
+          out.aux_loss += moe::switch_load_balancing_loss(a, coeff, n, tokens, ds.data());
         } else if (type == "seq_aux_loss") {
           const int64_t S = seq_length > 0 ? seq_length : T;
           FOUNDRY_CHECK(T % S == 0, "Router: seq_aux_loss: {} tokens are not whole sequences of seq_length {}", T, S);
           out.aux_loss += moe::seq_aux_loss(a, coeff, S, ds.data());
-        } else if (type == "global_aux_loss") {
-          for (int64_t e = 0; e < E; ++e) global_tokens_per_expert[e] += a.counts[e];
+        } else if (type == "global_aux_loss") {  // this forward's n and T over tp_dp_cp
+          std::vector<double> n = a.counts;
+          double tokens = static_cast<double>(a.valid_tokens);
+          reduce_counts(cfg.tp_dp_cp, n, tokens);
+          for (int64_t e = 0; e < E; ++e) global_tokens_per_expert[e] += n[e];
           ++global_aux_steps;
           std::vector<double> avg(static_cast<size_t>(E));
           for (int64_t e = 0; e < E; ++e) avg[e] = global_tokens_per_expert[e] / static_cast<double>(global_aux_steps);
-          out.aux_loss += moe::global_aux_loss(a, coeff, avg, ds.data());
+          out.aux_loss += moe::switch_load_balancing_loss(a, coeff, avg, tokens, ds.data());
         }
       }
       moe::aux_scores_backward(s.logits.data(), a, ds.data(), s.dlogits_aux.data());
     }
-    if (cfg.z_loss_coeff > 0.f)
-      out.z_loss = moe::z_loss(s.logits.data(), T, E, cfg.z_loss_coeff, s.dlogits_aux.data(), pad);
+    if (cfg.z_loss_coeff > 0.f) {  // Megatron: moe_z_loss_coeff / tp_cp size
+      const double z_coeff = static_cast<double>(cfg.z_loss_coeff) / (cfg.tp_cp ? cfg.tp_cp->size() : 1);
+      out.z_loss = moe::z_loss(s.logits.data(), T, E, z_coeff, s.dlogits_aux.data(), pad);
+    }
   }
   return out;
 }

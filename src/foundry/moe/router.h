@@ -22,11 +22,24 @@
 // from z_loss (mean over valid tokens) and from the expert-bias counts.
 // Jitter: Megatron-Core's apply_input_jitter has no training check (it also jitters in eval); here
 // it is training only, as Switch Transformer. The noise comes from ctx.rng (not torch's generator).
+// Groups (RouterConfig::tp_cp, tp_dp_cp; Megatron router.py with tp_cp_group / tp_dp_cp_group and
+// moe_utils.get_tokens_per_expert_and_token_count): when the layer's tokens are split over tp x cp
+// (sequence parallelism), each rank holds only its tokens' part of the losses:
+//   aux_loss:        n = sum over tp_cp of the counts, T = sum over tp_cp of the valid tokens
+//                    (= T_loc |tp_cp| without padding), the scores' sum over this rank's tokens
+//   z_loss:          coefficient / |tp_cp| (the mean over this rank's valid tokens)
+//   global_aux_loss: the per-forward counts and T summed over tp_dp_cp before the running mean
+//   seq_aux_loss:    with |tp_cp| > 1 not implemented (validate() refuses it)
+// so the sum over the group of the per-rank losses (and of the router weight gradients; the weight
+// is registered with tp_grad_sum) equals one process routing all the group's tokens (for the z-loss:
+// when the ranks hold equal valid token counts, as Megatron). Counts are reduced in f32 (exact
+// below 2^24 tokens).
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "foundry/comm/communicator.h"
 #include "foundry/core/context.h"
 #include "foundry/moe/load_balancing.h"
 #include "foundry/nn/param.h"
@@ -49,6 +62,8 @@ struct RouterConfig {              // Megatron TransformerConfig names
   std::string drop_policy = "probs";        // probs | position
   bool pad_to_capacity = false;
   Init init = Init::normal(0.02f);
+  Communicator* tp_cp = nullptr;     // aux_loss / z_loss group (outlives the router); null or size 1: local
+  Communicator* tp_dp_cp = nullptr;  // global_aux_loss counts group; null or size 1: local
 
   void validate() const;  // throws naming the offending field
 };
