@@ -45,10 +45,19 @@ if(FOUNDRY_CUDA AND CMAKE_CUDA_COMPILER)
   set(CMAKE_CUDA_STANDARD 20)
   find_package(CUDAToolkit REQUIRED)
   set(FOUNDRY_HAVE_CUDA ON)
-  find_path(NCCL_INCLUDE_DIR nccl.h HINTS /usr/local/cuda/include /usr/include)
-  find_library(NCCL_LIBRARY nccl HINTS /usr/local/cuda/lib64 /usr/lib/x86_64-linux-gnu)
-  if(NCCL_INCLUDE_DIR AND NCCL_LIBRARY)
+  # NCCL: in the toolkit (CUDA 13 images), under $NCCL_ROOT, or in the system paths (libnccl-dev).
+  option(FOUNDRY_NCCL "Compile the NCCL communicator when nccl.h and libnccl are found" ON)
+  if(FOUNDRY_NCCL)
+    find_path(NCCL_INCLUDE_DIR nccl.h HINTS $ENV{NCCL_ROOT}/include ${CUDAToolkit_INCLUDE_DIRS}
+      /usr/local/cuda/include /usr/include)
+    find_library(NCCL_LIBRARY nccl HINTS $ENV{NCCL_ROOT}/lib ${CUDAToolkit_LIBRARY_DIR}
+      /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/lib/x86_64-linux-gnu)
+  endif()
+  if(FOUNDRY_NCCL AND NCCL_INCLUDE_DIR AND NCCL_LIBRARY)
     set(FOUNDRY_HAVE_NCCL ON)
+    add_library(NCCL::nccl UNKNOWN IMPORTED)
+    set_target_properties(NCCL::nccl PROPERTIES IMPORTED_LOCATION ${NCCL_LIBRARY}
+      INTERFACE_INCLUDE_DIRECTORIES ${NCCL_INCLUDE_DIR})
   endif()
 endif()
 
