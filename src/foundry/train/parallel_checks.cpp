@@ -74,3 +74,26 @@ void check_parallelism_implemented(const MeshLayout& layout) {
 }
 
 }  // namespace foundry
+
+namespace foundry {
+
+ModelParallel model_parallel_of(const Mesh& mesh, const std::string& moe_token_dispatcher_type) {
+  const MeshLayout& layout = mesh.layout();
+  ModelParallel mp;
+  mp.tp = &mesh.tp();
+  mp.sequence_parallel = layout.sequence_parallel();
+  mp.ep = &mesh.ep();
+  mp.etp = &mesh.expt_tp();
+  mp.moe_token_dispatcher_type = moe_token_dispatcher_type;
+  mp.pp_rank = mesh.pp().rank();
+  mp.pp_size = mesh.pp().size();
+  mp.virtual_stages = std::max(layout.vpp(), 1);
+  mp.dp = &mesh.dp_cp();
+  mp.expt_dp = &mesh.expt_dp();
+  mp.tp_dp_cp = &mesh.tp_dp_cp();
+  mp.pp = &mesh.pp();
+  mp.all = &mesh.world();
+  return mp;
+}
+
+}  // namespace foundry

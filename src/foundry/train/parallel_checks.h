@@ -37,3 +37,11 @@ void check_parallelism_implemented(const MeshLayout& layout);
 int64_t padded_vocab_size(int64_t vocab_size, int64_t make_vocab_size_divisible_by, int64_t tp);
 
 }  // namespace foundry
+
+namespace foundry {
+
+// The model's view of a mesh (GPTModel's ModelParallel): its tp / ep / etp / pp groups, the
+// pipeline rank and chunks, and the reduction groups of a training step. The mesh outlives it.
+ModelParallel model_parallel_of(const Mesh& mesh, const std::string& moe_token_dispatcher_type = "alltoall");
+
+}  // namespace foundry

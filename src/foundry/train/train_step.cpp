@@ -3,6 +3,8 @@
 #include <cmath>
 
 #include "foundry/ops/loss.h"
+#include "foundry/train/finalize_grads.h"
+#include "foundry/train/pipeline_schedule.h"
 
 namespace foundry {
 
@@ -16,20 +18,25 @@ int64_t valid_targets(const Batch& b) {
   return n;
 }
 
-// Sums one microbatch's MoE statistics into the step's; losses enter with weight `loss_weight`.
+// Sums one microbatch's MoE statistics into the step's (matched by layer: pipeline chunks report
+// different layers); losses enter with weight `loss_weight`.
 void accumulate_moe_stats(std::vector<MoELayerStats>& sum, const std::vector<MoELayerStats>& mb, double loss_weight) {
-  if (sum.empty()) {
-    sum = mb;
-    for (MoELayerStats& m : sum) m.aux_loss *= loss_weight, m.z_loss *= loss_weight;
-    return;
-  }
-  for (size_t i = 0; i < mb.size(); ++i) {
-    MoELayerStats& s = sum[i];
-    for (size_t e = 0; e < s.tokens_per_expert.size(); ++e) s.tokens_per_expert[e] += mb[i].tokens_per_expert[e];
-    s.routed += mb[i].routed;
-    s.dropped += mb[i].dropped;
-    s.aux_loss += loss_weight * mb[i].aux_loss;
-    s.z_loss += loss_weight * mb[i].z_loss;
+  for (const MoELayerStats& m : mb) {
+    auto it = std::find_if(sum.begin(), sum.end(), [&](const MoELayerStats& s) { return s.layer == m.layer; });
+    if (it == sum.end()) {
+      MoELayerStats z = m;
+      std::fill(z.tokens_per_expert.begin(), z.tokens_per_expert.end(), 0);
+      z.routed = z.dropped = 0;
+      z.aux_loss = z.z_loss = 0;
+      it = sum.insert(std::upper_bound(sum.begin(), sum.end(), m.layer,
+                                       [](int64_t l, const MoELayerStats& s) { return l < s.layer; }),
+                      std::move(z));
+    }
+    for (size_t e = 0; e < it->tokens_per_expert.size(); ++e) it->tokens_per_expert[e] += m.tokens_per_expert[e];
+    it->routed += m.routed;
+    it->dropped += m.dropped;
+    it->aux_loss += loss_weight * m.aux_loss;
+    it->z_loss += loss_weight * m.z_loss;
   }
 }
 // Sums the routing statistics over the data-parallel ranks (losses: the per-rank values are
@@ -51,12 +58,54 @@ void reduce_moe_stats(std::vector<MoELayerStats>& stats, Communicator& dp) {
   }
 }
 
-// Forward and backward over this rank's microbatches, the loss, token and MoE reductions over dp;
-// then `reduce_and_clip` (gradient reduction and the global norm) and `apply` (the optimizer).
+// One model chunk of a pipeline-parallel step (train/pipeline_schedule.h): the first stage reads
+// microbatch m's tokens, the last computes its loss (in place: the logits become dlogits, kept
+// for the backward). Saved activations live from forward(m) to backward(m).
+class GPTChunk final : public PipelineChunk {
+ public:
+  GPTChunk(Context& ctx, GPTModel& model, int chunk, std::span<const Batch> mbs, double token_count, StepStats& st)
+      : ctx_(ctx), model_(model), v_(chunk), mbs_(mbs), token_count_(token_count), st_(st),
+        saved_(mbs.size()), dlogits_(mbs.size()) {}
+
+  Tensor forward(int m, const Tensor& input) override {
+    const Batch& b = mbs_[static_cast<size_t>(m)];
+    GPTModel::Saved& s = saved_[static_cast<size_t>(m)];
+    Tensor out = model_.forward_chunk(ctx_, v_, model_.is_first_stage(v_) ? b.tokens : input, b.layout, s);
+    if (!ctx_.training) s = GPTModel::Saved();  // evaluation: nothing kept
+    if (!model_.is_last_stage(v_)) return out;
+    st_.loss += model_.cross_entropy(out, b.targets, token_count_, ctx_.training).loss;  // out becomes dlogits
+    if (ctx_.training) dlogits_[static_cast<size_t>(m)] = out;
+    return Tensor();
+  }
+  Tensor backward(int m, const Tensor& doutput) override {
+    const size_t i = static_cast<size_t>(m);
+    const Batch& b = mbs_[i];
+    Tensor dx = model_.backward_chunk(ctx_, v_, model_.is_last_stage(v_) ? dlogits_[i] : doutput, b.layout, saved_[i]);
+    accumulate_moe_stats(st_.moe, model_.moe_stats(saved_[i]), ctx_.aux_loss_scale);
+    saved_[i] = GPTModel::Saved();
+    dlogits_[i] = Tensor();
+    return dx;
+  }
+
+ private:
+  Context& ctx_;
+  GPTModel& model_;
+  int v_;
+  std::span<const Batch> mbs_;
+  double token_count_;
+  StepStats& st_;
+  std::vector<GPTModel::Saved> saved_;
+  std::vector<Tensor> dlogits_;
+};
+
+// Forward and backward over this rank's microbatches (through the pipeline schedule when the model
+// is split into stages), the loss, token and MoE reductions; then `reduce_and_clip` (gradient
+// reduction and the global norm) and `apply` (the optimizer).
 template <class ReduceAndClip, class Apply>
 StepStats run_step(Context& ctx, GPTModel& model, std::span<const Batch> microbatches, Communicator* dp,
                    ReduceAndClip reduce_and_clip, Apply apply) {
   FOUNDRY_CHECK(!microbatches.empty(), "train_step: no microbatches");
+  const ModelParallel& mp = model.parallel();
   const int dp_size = dp ? dp->size() : 1;
   double global_valid = 0;
   for (const Batch& b : microbatches) global_valid += static_cast<double>(valid_targets(b));
@@ -66,38 +115,62 @@ StepStats run_step(Context& ctx, GPTModel& model, std::span<const Batch> microba
   const float aux_scale_before = ctx.aux_loss_scale;
   ctx.aux_loss_scale = 1.f / static_cast<float>(microbatches.size() * static_cast<size_t>(dp_size));
   StepStats st;
-  for (const Batch& b : microbatches) {
-    GPTModel::Saved saved;
-    Tensor logits = model.forward(ctx, b.tokens, b.layout, saved);  // (T, V)
-    // Normalised by the global batch's token count: the microbatch gradients sum to the mean.
-    const CrossEntropyResult ce = cross_entropy_fused(
-        {.logits = logits, .targets = b.targets, .token_count = std::max(global_valid, 1.0),
-         .dlogits = logits});
-    st.loss += ce.loss;
-    st.tokens += b.tokens.numel();
-    model.backward(ctx, logits, b.layout, saved);
-    accumulate_moe_stats(st.moe, model.moe_stats(saved), ctx.aux_loss_scale);
+  for (const Batch& b : microbatches) st.tokens += b.tokens.numel();
+  // Normalised by the global batch's token count: the microbatch gradients sum to the mean.
+  const double token_count = std::max(global_valid, 1.0);
+  if (mp.pp_size == 1 && model.num_chunks() == 1) {
+    for (const Batch& b : microbatches) {
+      GPTModel::Saved saved;
+      Tensor logits = model.forward(ctx, b.tokens, b.layout, saved);  // (T, V), (T, V/TP) with tp
+      st.loss += model.cross_entropy(logits, b.targets, token_count, true).loss;  // logits become dlogits
+      model.backward(ctx, logits, b.layout, saved);
+      accumulate_moe_stats(st.moe, model.moe_stats(saved), ctx.aux_loss_scale);
+    }
+  } else {
+    std::vector<std::unique_ptr<GPTChunk>> chunks;
+    std::vector<PipelineChunk*> ptrs;
+    for (int v = 0; v < model.num_chunks(); ++v) {
+      chunks.push_back(std::make_unique<GPTChunk>(ctx, model, v, microbatches, token_count, st));
+      ptrs.push_back(chunks.back().get());
+    }
+    const int64_t hidden = model.config().hidden_size, split = mp.sequence_parallel ? mp.tp_size() : 1;
+    PipelineConfig pc{.num_microbatches = static_cast<int>(microbatches.size()),
+                      .activation_shape = [&](int m) {
+                        return Shape{microbatches[static_cast<size_t>(m)].tokens.numel() / split, hidden};
+                      }};
+    FOUNDRY_CHECK(mp.pp != nullptr, "train_step: the model is split into pipeline stages but has no pp group");
+    run_pipeline(*mp.pp, ptrs, pc);
+    st.loss = mp.pp->all_reduce_sum(st.loss);  // the last stage's loss on every stage
   }
   ctx.aux_loss_scale = aux_scale_before;
+  // Routing statistics: per rank's own tokens (sequence-parallel ranks route different tokens).
+  Communicator* stats_group = mp.tp_dp_cp ? mp.tp_dp_cp : dp;
   if (dp && dp_size > 1) {
     st.loss = dp->all_reduce_sum(st.loss);  // each rank's loss is already over the global tokens
     st.tokens = static_cast<int64_t>(dp->all_reduce_sum(static_cast<double>(st.tokens)));
-    reduce_moe_stats(st.moe, *dp);
   }
+  if (stats_group && stats_group->size() > 1) reduce_moe_stats(st.moe, *stats_group);
   const GradClip clip = reduce_and_clip();
   st.grad_norm = clip.norm;
   st.applied = std::isfinite(st.loss) && std::isfinite(clip.norm);  // the same on every rank
   if (st.applied) apply(clip.coefficient);
-  model.finish_optimizer_step(st.applied, dp);
+  model.finish_optimizer_step(st.applied, stats_group);
   return st;
 }
 }  // namespace
 
 StepStats train_step(Context& ctx, GPTModel& model, AdamW& optimizer, std::span<const Batch> microbatches,
                      float lr, float clip_grad, Communicator* dp) {
+  const ModelParallel& mp = model.parallel();
+  if (mp.splits_model()) {
+    FOUNDRY_CHECK(dp == nullptr || dp == mp.dp, "train_step: a model split over tensor / expert / pipeline ranks "
+                  "reduces over its own data-parallel group (pass dp = nullptr)");
+    dp = mp.dp;
+  }
   return run_step(
       ctx, model, microbatches, dp,
       [&] {
+        if (mp.splits_model()) return finalize_model_grads(model, clip_grad);
         if (dp && dp->size() > 1) dp->all_reduce(model.params().grad_buffer());  // sum over the replicas
         return clip_grad_norm(model.params(), clip_grad);
       },
@@ -106,6 +179,8 @@ StepStats train_step(Context& ctx, GPTModel& model, AdamW& optimizer, std::span<
 
 StepStats train_step(Context& ctx, GPTModel& model, DistributedAdamW& optimizer, std::span<const Batch> microbatches,
                      float lr, float clip_grad, Communicator& dp) {
+  FOUNDRY_CHECK(!model.parallel().splits_model(), "train_step: the distributed optimizer (ZeRO-1) is implemented "
+                "for data parallelism only, not yet for models split over tensor / expert / pipeline ranks");
   return run_step(
       ctx, model, microbatches, &dp, [&] { return optimizer.reduce_gradients(clip_grad); },  // reduce-scatter
       [&](float coefficient) { optimizer.step(lr, coefficient); });  // shard update + all-gather
@@ -114,9 +189,26 @@ StepStats train_step(Context& ctx, GPTModel& model, DistributedAdamW& optimizer,
 double eval_loss(Context& train_ctx, const GPTModel& model, const Batch& batch) {
   Context ctx = train_ctx;
   ctx.training = false;
+  const ModelParallel& mp = model.parallel();
+  if (mp.pp_size > 1 || model.num_chunks() > 1) {  // forwards through the pipeline, the last stage's loss
+    StepStats st;
+    GPTModel& m = const_cast<GPTModel&>(model);  // forward_chunk is const; the chunk type takes the model
+    std::vector<std::unique_ptr<GPTChunk>> chunks;
+    std::vector<PipelineChunk*> ptrs;
+    const std::span<const Batch> one(&batch, 1);
+    for (int v = 0; v < model.num_chunks(); ++v) {
+      chunks.push_back(std::make_unique<GPTChunk>(ctx, m, v, one, 0.0, st));
+      ptrs.push_back(chunks.back().get());
+    }
+    const int64_t split = mp.sequence_parallel ? mp.tp_size() : 1;
+    run_pipeline(*mp.pp, ptrs, {.num_microbatches = 1,
+                                .activation_shape = [&](int) { return Shape{batch.tokens.numel() / split, model.config().hidden_size}; },
+                                .forward_only = true});
+    return mp.pp->all_reduce_sum(st.loss);
+  }
   GPTModel::Saved saved;
   Tensor logits = model.forward(ctx, batch.tokens, batch.layout, saved);
-  return cross_entropy_fused({.logits = logits, .targets = batch.targets}).loss;
+  return model.cross_entropy(logits, batch.targets, 0.0, false).loss;
 }
 
 }  // namespace foundry

@@ -152,11 +152,15 @@ GPTModel::GPTModel(const GPTConfig& config, uint64_t seed, const ModelParallel& 
       layers_.emplace_back(layer);
       continue;
     }
+    RouterConfig router = moe_router_config(cfg_);
+    router.tp_cp = sp ? tp_group : nullptr;  // this rank routes its T/P tokens
+    router.tp_dp_cp = mp_.tp_dp_cp;
     auto moe = std::make_unique<MoELayer>(MoELayer::Config{
-        .router = moe_router_config(cfg_), .moe_ffn_hidden_size = cfg_.moe_ffn_hidden_size,
+        .router = router, .moe_ffn_hidden_size = cfg_.moe_ffn_hidden_size,
         .shared_expert_ffn = cfg_.moe_shared_expert_intermediate_size,
         .shared_expert_gate = cfg_.moe_shared_expert_gate, .compute = compute, .init_std = cfg_.init_method_std,
         .output_init_std = output_std, .ep = mp_.ep_size() > 1 ? mp_.ep : nullptr,
+        .etp = mp_.etp && mp_.etp->size() > 1 ? mp_.etp : nullptr,
         .token_dispatcher_type = mp_.moe_token_dispatcher_type});
     moe_layers_.emplace_back(l, moe.get());
     moe_local_.push_back(layers_.size());
@@ -190,12 +194,9 @@ GPTModel::GPTModel(const GPTConfig& config, uint64_t seed, const ModelParallel& 
       else output_layer_.register_params(table_, "output_layer");
     }
   }
-  if (sp) {  // MoE routers and shared experts: replicated over tp, each rank routes its own tokens
-    for (int i = 0; i < table_.size(); ++i) {
-      const std::string& name = table_.spec(i).name;
-      if (name.find(".mlp.router.") != std::string::npos || name.find(".mlp.shared_experts.") != std::string::npos)
-        table_.edit_spec(i).tp_grad_sum = true;
-    }
+  if (sp) {  // shared experts: replicated over tp, each rank runs its own tokens (routers mark themselves)
+    for (int i = 0; i < table_.size(); ++i)
+      if (table_.spec(i).name.find(".mlp.shared_experts.") != std::string::npos) table_.edit_spec(i).tp_grad_sum = true;
   }
   table_.allocate(seed);
   // Tied head: the output layer reads the embedding's value and accumulates into its gradient.

@@ -1,0 +1,113 @@
+// Model parallelism end to end (run by mpirun with 2, 4 and 8 ranks): for each layout of the issue
+// (TP2 with SP, EP2 and EP4 with both token dispatchers, ETP2, PP2 with 1F1B, PP2 with 2 virtual
+// stages, TP2 x EP2 folded, PP2 x TP2 x EP2), five train_steps of a small MoE, each data-parallel
+// rank on its share of every global batch, give the same losses, gradient norms and routing
+// statistics as one process running the whole global batch (computed on every rank), and every
+// rank's parameters (sharded ones: their blocks) equal the one-process parameters.
+// fp32 tolerances: losses 1e-5 relative, gradient norm 1e-4 relative, parameters 1e-4 relative in
+// norm per parameter — the sums over ranks, the split GEMMs and the vocab-parallel softmax change
+// the rounding, and five AdamW steps (which divide by sqrt(v)) carry it into the parameters.
+#include "foundry/comm/communicator.h"
+#include "foundry/comm/mesh.h"
+#include "foundry/train/parallel_checks.h"
+#include "foundry/train/synthetic_data.h"
+#include "foundry/train/train_step.h"
+#include "testing.h"
+
+namespace foundry {
+namespace {
+
+GPTConfig small_moe() {
+  GPTConfig c{.vocab_size = 64, .hidden_size = 32, .num_layers = 4, .num_attention_heads = 4,
+              .num_query_groups = 2, .ffn_hidden_size = 48};
+  c.num_moe_experts = 4;
+  c.moe_router_topk = 2;
+  c.moe_ffn_hidden_size = 16;
+  c.moe_layer_pattern = {0, 1, 1, 1};
+  c.moe_shared_expert_intermediate_size = 16;
+  c.moe_router_load_balancing_type = {"aux_loss"};
+  c.moe_aux_loss_coeff = {1e-2f};
+  c.moe_z_loss_coeff = 1e-3f;
+  c.qk_layernorm = true;
+  return c;
+}
+
+struct Layout {
+  ParallelConfig p;
+  std::string dispatcher = "alltoall";
+};
+
+// Model-parallel ranks per replica; the world must be a multiple of both generators' products.
+bool fits(const ParallelConfig& p, int world) {
+  const int64_t etp = p.expert_tensor_parallel_size ? p.expert_tensor_parallel_size : p.tensor_model_parallel_size;
+  const int64_t attn = p.tensor_model_parallel_size * p.pipeline_model_parallel_size;
+  const int64_t expt = etp * p.expert_model_parallel_size * p.pipeline_model_parallel_size;
+  return world % attn == 0 && world % expt == 0;
+}
+
+void check_layout(const Layout& l) {
+  Communicator& w = world();
+  if (!fits(l.p, w.size())) GTEST_SKIP() << "layout does not fit " << w.size() << " ranks";
+  Mesh mesh(l.p, w);
+  const ModelParallel mp = model_parallel_of(mesh, l.dispatcher);
+  const int dp = mesh.dp_cp().size(), dp_rank = mesh.dp_cp().rank();
+  const int global_microbatches = 8;
+  GPTModel one(small_moe(), 7), par(small_moe(), 7, mp);
+  // Sharded parameters start as their slice of the one-process initial values.
+  for (int i = 0; i < par.params().size(); ++i) {
+    const ParamSpec& s = par.params().spec(i);
+    Tensor want = Tensor::empty(s.shape);
+    copy_full_to_shard(s, one.params().at(s.name).value, want);
+    ASSERT_TRUE(testing::allclose(par.params().param(i).value, want, 0, 0)) << s.name;
+  }
+  const AdamW::Config ac{.lr = 1e-2f, .weight_decay = 0.1f};
+  AdamW opt_one(one.params(), ac), opt_par(par.params(), ac);
+  Context ctx_one, ctx_par;
+  for (int step = 0; step < 5; ++step) {
+    std::vector<Batch> all, mine;
+    for (int m = 0; m < global_microbatches; ++m) {
+      all.push_back(synthetic_batch(2, 8, 64, 5, static_cast<uint64_t>(step * global_microbatches + m)));
+      if (m % dp == dp_rank) mine.push_back(all.back());
+    }
+    all.back().targets.ptr<int32_t>()[3] = -100;  // uneven valid-token counts across ranks
+    const StepStats s1 = train_step(ctx_one, one, opt_one, all, 1e-2f, 1.f);
+    const StepStats sp = train_step(ctx_par, par, opt_par, mine, 1e-2f, 1.f);
+    EXPECT_NEAR(sp.loss, s1.loss, 1e-5 * s1.loss) << "step " << step;
+    EXPECT_NEAR(sp.grad_norm, s1.grad_norm, 1e-4 * s1.grad_norm) << "step " << step;
+    EXPECT_EQ(sp.tokens, s1.tokens);
+    for (const MoELayerStats& m : sp.moe) {  // this rank's layers (pipeline stages hold some)
+      const MoELayerStats& r = s1.moe[static_cast<size_t>(m.layer - 1)];
+      ASSERT_EQ(r.layer, m.layer);
+      EXPECT_EQ(m.tokens_per_expert, r.tokens_per_expert) << "step " << step << " layer " << m.layer;
+      EXPECT_NEAR(m.aux_loss, r.aux_loss, 1e-5 * r.aux_loss) << "step " << step << " layer " << m.layer;
+      EXPECT_NEAR(m.z_loss, r.z_loss, 1e-5 * r.z_loss) << "step " << step << " layer " << m.layer;
+    }
+  }
+  for (int i = 0; i < par.params().size(); ++i) {
+    const ParamSpec& s = par.params().spec(i);
+    Tensor want = Tensor::empty(s.shape);
+    copy_full_to_shard(s, one.params().at(s.name).value, want);
+    EXPECT_TRUE(testing::close_in_norm(par.params().param(i).value, want, 1e-4)) << s.name;
+  }
+}
+
+ParallelConfig config(int64_t tp, int64_t ep, int64_t pp, int64_t etp = 0, int64_t vpp = 0) {
+  return {.tensor_model_parallel_size = tp, .expert_model_parallel_size = ep, .expert_tensor_parallel_size = etp,
+          .pipeline_model_parallel_size = pp, .virtual_pipeline_model_parallel_size = vpp,
+          .sequence_parallel = tp > 1};
+}
+
+TEST(ModelParallel, TP2WithSequenceParallel) { check_layout({config(2, 1, 1)}); }
+TEST(ModelParallel, EP2Alltoall) { check_layout({config(1, 2, 1)}); }
+TEST(ModelParallel, EP2Allgather) { check_layout({config(1, 2, 1), "allgather"}); }
+TEST(ModelParallel, EP4Alltoall) { check_layout({config(1, 4, 1)}); }
+TEST(ModelParallel, EP4Allgather) { check_layout({config(1, 4, 1), "allgather"}); }
+TEST(ModelParallel, ETP2) { check_layout({config(1, 1, 1, 2)}); }
+TEST(ModelParallel, PP2OneFOneB) { check_layout({config(1, 1, 2)}); }
+TEST(ModelParallel, PP2TwoVirtualStages) { check_layout({config(1, 1, 2, 0, 2)}); }
+TEST(ModelParallel, TP2EP2Folded) { check_layout({config(2, 2, 1)}); }
+TEST(ModelParallel, TP2EP2FoldedAllgather) { check_layout({config(2, 2, 1), "allgather"}); }
+TEST(ModelParallel, PP2TP2EP2) { check_layout({config(2, 2, 2)}); }
+
+}  // namespace
+}  // namespace foundry
