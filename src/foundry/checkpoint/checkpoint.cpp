@@ -257,7 +257,21 @@ json read_trainer_state(const std::string& dir) {
   return state;
 }
 
-LoadedCheckpoint load_checkpoint(const std::string& path, ParamTable& params, AdamW* optimizer) {
+namespace {
+// Reads the full tensor `name` and keeps spec's blocks of it (the whole tensor when not sharded).
+template <class File>
+void read_shard(const File& file, const std::string& name, const ParamSpec& spec, Tensor& local) {
+  if (!spec.sharded()) {
+    file.read_into(name, local);
+    return;
+  }
+  Tensor full = Tensor::empty(spec.global_shape, DType::f32);
+  file.read_into(name, full);
+  copy_full_to_shard(spec, full, local);
+}
+}  // namespace
+
+LoadedCheckpoint load_checkpoint(const std::string& path, ParamTable& params, AdamW* optimizer, bool partial_model) {
   FOUNDRY_CHECK(params.allocated(), "load_checkpoint: the parameter table is not allocated");
   LoadedCheckpoint out;
   out.dir = resolve_checkpoint(path);
@@ -271,9 +285,9 @@ LoadedCheckpoint load_checkpoint(const std::string& path, ParamTable& params, Ad
     const ParamSpec& s = params.spec(i);
     FOUNDRY_CHECK(model.contains(s.name), "checkpoint '{}' has no parameter '{}'", dir, s.name);
     const SafetensorsEntry& e = model.entry(s.name);
-    FOUNDRY_CHECK(e.dtype == s.dtype && e.shape == s.shape,
+    FOUNDRY_CHECK(e.dtype == s.dtype && e.shape == s.full_shape(),
                   "checkpoint '{}': parameter '{}' is {} {}, the model expects {} {}", dir, s.name, e.dtype_name,
-                  e.shape.str(), safetensors_dtype(s.dtype), s.shape.str());
+                  e.shape.str(), safetensors_dtype(s.dtype), s.full_shape().str());
   }
   for (int i = 0; i < params.num_buffers(); ++i) {
     const std::string& name = params.buffer_name(i);
@@ -284,6 +298,7 @@ LoadedCheckpoint load_checkpoint(const std::string& path, ParamTable& params, Ad
                   e.shape.str(), params.buffer(i).shape().str());
   }
   for (const std::string& name : model.names()) {
+    if (partial_model) break;  // a pipeline stage holds some of the parameters
     bool known = false;
     for (int i = 0; i < params.size() && !known; ++i) known = params.spec(i).name == name;
     for (int i = 0; i < params.num_buffers() && !known; ++i) known = params.buffer_name(i) == name;
@@ -301,12 +316,12 @@ LoadedCheckpoint load_checkpoint(const std::string& path, ParamTable& params, Ad
       for (const std::string& key : {"exp_avg." + s.name, "exp_avg_sq." + s.name}) {
         FOUNDRY_CHECK(opt->contains(key), "'{}' has no optimizer state '{}'", opt->path(), key);
         const SafetensorsEntry& e = opt->entry(key);
-        FOUNDRY_CHECK(e.dtype == DType::f32 && e.shape == s.shape,
+        FOUNDRY_CHECK(e.dtype == DType::f32 && e.shape == s.full_shape(),
                       "'{}': optimizer state '{}' is {} {}, expected F32 {}", opt->path(), key, e.dtype_name,
-                      e.shape.str(), s.shape.str());
+                      e.shape.str(), s.full_shape().str());
       }
     }
-    FOUNDRY_CHECK(opt->entries().size() == 2 * static_cast<size_t>(params.size()),
+    FOUNDRY_CHECK(partial_model || opt->entries().size() == 2 * static_cast<size_t>(params.size()),
                   "'{}' holds {} tensors, expected exp_avg and exp_avg_sq for each of the {} parameters",
                   opt->path(), opt->entries().size(), params.size());
     const auto it = opt->metadata().find("step");
@@ -317,12 +332,12 @@ LoadedCheckpoint load_checkpoint(const std::string& path, ParamTable& params, Ad
   }
 
   // Copy.
-  for (int i = 0; i < params.size(); ++i) model.read_into(params.spec(i).name, params.param(i).value);
+  for (int i = 0; i < params.size(); ++i) read_shard(model, params.spec(i).name, params.spec(i), params.param(i).value);
   for (int i = 0; i < params.num_buffers(); ++i) model.read_into(params.buffer_name(i), params.buffer(i));
   if (optimizer) {
     for (int i = 0; i < params.size(); ++i) {
-      opt->read_into("exp_avg." + params.spec(i).name, optimizer->exp_avg(i));
-      opt->read_into("exp_avg_sq." + params.spec(i).name, optimizer->exp_avg_sq(i));
+      read_shard(*opt, "exp_avg." + params.spec(i).name, params.spec(i), optimizer->exp_avg(i));
+      read_shard(*opt, "exp_avg_sq." + params.spec(i).name, params.spec(i), optimizer->exp_avg_sq(i));
     }
     optimizer->set_steps(opt_steps);
   }

@@ -75,9 +75,13 @@ struct LoadedCheckpoint {
 
 // Loads a checkpoint (or a root's latest) into params and, when given, optimizer. Everything is
 // validated before anything is copied: every ParamTable parameter present with its dtype and
-// shape, no unknown tensors, and the same for the optimizer state; a mismatch is one error
-// naming the parameter and the checkpoint. Values are restored bit for bit.
-LoadedCheckpoint load_checkpoint(const std::string& path, ParamTable& params, AdamW* optimizer = nullptr);
+// (full) shape, no unknown tensors, and the same for the optimizer state; a mismatch is one error
+// naming the parameter and the checkpoint. Values are restored bit for bit. Checkpoints hold full
+// tensors: a sharded parameter (tensor / expert parallelism, nn/param.h) takes its blocks of the
+// full tensor, so any layout loads a checkpoint saved under any other. partial_model: the table
+// holds only some of the model (a pipeline stage): tensors it lacks are not an error.
+LoadedCheckpoint load_checkpoint(const std::string& path, ParamTable& params, AdamW* optimizer = nullptr,
+                                 bool partial_model = false);
 // trainer_state.json of a checkpoint directory (an object with an integer "step").
 nlohmann::json read_trainer_state(const std::string& dir);
 

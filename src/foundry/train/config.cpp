@@ -193,6 +193,7 @@ const std::map<std::string, std::map<std::string, Field>>& fields() {
     mk("moe_input_jitter_eps", &GPTConfig::moe_input_jitter_eps, "number");
     mk("moe_expert_capacity_factor", &GPTConfig::moe_expert_capacity_factor, "number");
     mk("moe_token_drop_policy", &GPTConfig::moe_token_drop_policy, "string");
+    mk("moe_token_dispatcher_type", &GPTConfig::moe_token_dispatcher_type, "string");
     mk("moe_pad_expert_input_to_capacity", &GPTConfig::moe_pad_expert_input_to_capacity, "boolean");
     mk("moe_shared_expert_intermediate_size", &GPTConfig::moe_shared_expert_intermediate_size, "integer");
     mk("moe_shared_expert_gate", &GPTConfig::moe_shared_expert_gate, "boolean");

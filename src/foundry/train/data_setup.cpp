@@ -11,6 +11,7 @@
 #include "foundry/data/data_loader.h"
 #include "foundry/data/dataset_builder.h"
 #include "foundry/data/preprocess.h"
+#include "foundry/train/parallel_checks.h"
 
 namespace fs = std::filesystem;
 
@@ -176,7 +177,8 @@ TrainingData build_training_data(RunConfig& cfg, std::FILE* log) {
     if (!cfg.data.tokenizer_model.empty()) out.tokenizer = Tokenizer::load(cfg.data.tokenizer_model);
   }
   if (out.tokenizer) {
-    const int64_t padded = (out.tokenizer->vocab_size() + 127) / 128 * 128;
+    // Megatron's _vocab_size_with_padding: a multiple of 128 x tensor-parallel size.
+    const int64_t padded = padded_vocab_size(out.tokenizer->vocab_size(), 128, cfg.parallel.tensor_model_parallel_size);
     if (cfg.model.vocab_size == 0) cfg.model.vocab_size = padded;
   }
   const int64_t evals = t.eval_interval > 0 ? t.train_iters / t.eval_interval + 1 : 0;

@@ -64,13 +64,8 @@ int64_t padded_vocab_size(int64_t vocab_size, int64_t make_vocab_size_divisible_
 }
 
 void check_parallelism_implemented(const MeshLayout& layout) {
-  const std::pair<const char*, int64_t> sizes[] = {
-      {"tensor_model_parallel_size", layout.tp()},       {"context_parallel_size", layout.cp()},
-      {"expert_model_parallel_size", layout.ep()},       {"expert_tensor_parallel_size", layout.etp()},
-      {"pipeline_model_parallel_size", layout.pp()},     {"virtual_pipeline_model_parallel_size", layout.vpp()}};
-  for (const auto& [key, size] : sizes)
-    FOUNDRY_CHECK(size <= 1, "parallel.{} = {}: not implemented yet (foundry trains data-parallel over the world "
-                  "today; leave it at 1)", key, size);
+  FOUNDRY_CHECK(layout.cp() <= 1, "parallel.context_parallel_size = {}: not implemented yet (leave it at 1)",
+                layout.cp());
 }
 
 }  // namespace foundry

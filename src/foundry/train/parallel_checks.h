@@ -28,8 +28,8 @@ void check_model_parallel(const GPTConfig& model, const MeshLayout& layout);
 // Throws foundry::Error naming train.seq_length and the parallel.* keys.
 void check_sequence_parallel(int64_t seq_length, const MeshLayout& layout);
 
-// What foundry trains today: data parallelism only. Throws naming the first parallel.* key that
-// asks for a parallelism that is not implemented yet.
+// What foundry trains today: data, tensor (+ sequence), expert (+ expert tensor) and pipeline
+// (+ virtual stages) parallelism; context parallelism is refused naming parallel.context_parallel_size.
 void check_parallelism_implemented(const MeshLayout& layout);
 
 // Megatron's _vocab_size_with_padding: the vocabulary rounded up to a multiple of
@@ -42,6 +42,7 @@ namespace foundry {
 
 // The model's view of a mesh (GPTModel's ModelParallel): its tp / ep / etp / pp groups, the
 // pipeline rank and chunks, and the reduction groups of a training step. The mesh outlives it.
-ModelParallel model_parallel_of(const Mesh& mesh, const std::string& moe_token_dispatcher_type = "alltoall");
+// moe_token_dispatcher_type "": the model config's.
+ModelParallel model_parallel_of(const Mesh& mesh, const std::string& moe_token_dispatcher_type = "");
 
 }  // namespace foundry

@@ -40,6 +40,8 @@ GPTConfig resolve_gpt_config(GPTConfig c, bool require_vocab) {
     for (int64_t v : c.moe_layer_pattern)
       FOUNDRY_CHECK(v == 0 || v == 1, "model.moe_layer_freq: pattern entries must be 0 (dense) or 1 (MoE), got {}", v);
   }
+  FOUNDRY_CHECK(c.moe_token_dispatcher_type == "alltoall" || c.moe_token_dispatcher_type == "allgather",
+                "model.moe_token_dispatcher_type must be alltoall or allgather, got '{}'", c.moe_token_dispatcher_type);
   FOUNDRY_CHECK(c.moe_shared_expert_intermediate_size >= 0,
                 "model.moe_shared_expert_intermediate_size must be >= 0, got {}", c.moe_shared_expert_intermediate_size);
   FOUNDRY_CHECK(!c.moe_shared_expert_gate || c.moe_shared_expert_intermediate_size > 0,
@@ -161,7 +163,8 @@ GPTModel::GPTModel(const GPTConfig& config, uint64_t seed, const ModelParallel& 
         .shared_expert_gate = cfg_.moe_shared_expert_gate, .compute = compute, .init_std = cfg_.init_method_std,
         .output_init_std = output_std, .ep = mp_.ep_size() > 1 ? mp_.ep : nullptr,
         .etp = mp_.etp && mp_.etp->size() > 1 ? mp_.etp : nullptr,
-        .token_dispatcher_type = mp_.moe_token_dispatcher_type});
+        .token_dispatcher_type = mp_.moe_token_dispatcher_type.empty() ? cfg_.moe_token_dispatcher_type
+                                                                       : mp_.moe_token_dispatcher_type});
     moe_layers_.emplace_back(l, moe.get());
     moe_local_.push_back(layers_.size());
     layers_.emplace_back(layer, std::move(moe));

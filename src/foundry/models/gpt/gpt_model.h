@@ -74,6 +74,7 @@ struct GPTConfig {
   float moe_expert_capacity_factor = 0.f;   // 0: dropless
   std::string moe_token_drop_policy = "probs";
   bool moe_pad_expert_input_to_capacity = false;
+  std::string moe_token_dispatcher_type = "alltoall";  // with expert parallelism: alltoall | allgather
   int64_t moe_shared_expert_intermediate_size = 0;
   bool moe_shared_expert_gate = false;
 
@@ -112,7 +113,7 @@ struct ModelParallel {
   bool sequence_parallel = false;   // with tp
   Communicator* ep = nullptr;       // expert parallel
   Communicator* etp = nullptr;      // expert tensor parallel
-  std::string moe_token_dispatcher_type = "alltoall";
+  std::string moe_token_dispatcher_type;  // "": the config's model.moe_token_dispatcher_type
   int pp_rank = 0, pp_size = 1;     // pipeline stage of this rank
   int virtual_stages = 1;           // model chunks per pipeline rank (interleaved schedule)
   // Reductions of a training step (train_step): dense gradients and losses over dp (Megatron's
