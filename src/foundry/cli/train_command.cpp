@@ -27,6 +27,11 @@ struct TrainOptions {
 
 void print_sample(const Trainer& trainer, const Tokenizer& tokenizer, const TrainOptions& o) {
   if (o.sample_tokens <= 0) return;
+  if (trainer.model().parallel().splits_model()) {
+    std::printf("sample: skipped (the model is split over ranks; `foundry generate %s/checkpoints` samples it in "
+                "one process)\n", trainer.config().train.output_dir.c_str());
+    return;
+  }
   std::printf("sample (temperature 0.8, top-k 40):\n");
   print_generation(trainer.model(), tokenizer, o.sample_prompt,
                    {.max_new_tokens = o.sample_tokens, .temperature = 0.8f, .top_k = 40,
@@ -69,10 +74,17 @@ void run_train(const TrainOptions& o) {
   const ParameterCount count = count_parameters(trainer.model().config());
   const std::string active =
       count.active == count.total ? "" : fmt::format(" ({} active per token)", count.active);
-  const std::string ranks = dp.size() > 1 ? fmt::format(" x {} data-parallel ranks", dp.size()) : "";
+  const MeshLayout layout(cfg.parallel, dp.size());
+  const std::string ranks =
+      dp.size() == 1 ? ""
+      : layout.tp() == 1 && layout.ep() == 1 && layout.pp() == 1 && layout.etp() == 1
+          ? fmt::format(" x {} data-parallel ranks", dp.size())
+          : fmt::format(" x {} ranks (TP {}{}, EP {}, ETP {}, PP {}{}, DP {})", dp.size(), layout.tp(),
+                        layout.sequence_parallel() ? " + SP" : "", layout.ep(), layout.etp(), layout.pp(),
+                        layout.vpp() > 1 ? fmt::format(" x {} virtual", layout.vpp()) : "", layout.dp());
   std::printf("foundry train: recipe %s | %lld parameters%s | %d threads%s | %lld steps x %lld sequences x %lld tokens\n"
               "data: %s\noutput: %s\n",
-              recipe.c_str(), static_cast<long long>(trainer.model().params().numel()), active.c_str(), num_threads(),
+              recipe.c_str(), static_cast<long long>(count.total), active.c_str(), num_threads(),
               ranks.c_str(), static_cast<long long>(t.train_iters),
               static_cast<long long>(t.global_batch_size > 0 ? t.global_batch_size : t.micro_batch_size * dp.size()),
               static_cast<long long>(t.seq_length), data.description.c_str(), t.output_dir.c_str());

@@ -23,6 +23,7 @@ bool split_over(const ParamSpec& s, const std::string& group) {
 bool owns_for_grad_norm(const GPTModel& model, int i) {
   const ModelParallel& mp = model.parallel();
   const ParamSpec& s = model.params().spec(i);
+  if (model.holds_shared_embedding_copy() && i == model.shared_embedding_param()) return false;  // counted once
   if (s.expert_local) {
     Communicator* dp = mp.expt_dp ? mp.expt_dp : mp.dp;
     return rank_in(dp) == 0 && (split_over(s, "etp") || rank_in(mp.etp) == 0);
@@ -56,6 +57,9 @@ GradClip finalize_model_grads(GPTModel& model, double max_norm) {
       }
     }
   }
+  // Tied embeddings over pipeline stages: the first and last stage sum the shared weight's gradient.
+  if (model.shared_embedding_param() >= 0 && mp.embd && mp.embd->size() > 1)
+    mp.embd->all_reduce(table.param(model.shared_embedding_param()).grad);
   // 2. data-parallel sums: dense over dp, experts over expt_dp.
   const TensorView dense = table.grad_buffer(ParamTable::Kind::dense);
   const TensorView expert = table.grad_buffer(ParamTable::Kind::expert);

@@ -4,6 +4,8 @@
 //   1. parameters marked tp_grad_sum (replicated over tp, each rank's gradient from its share of
 //      the work: norms and routers under sequence parallelism, q/k norms with split heads):
 //      g = sum over tp of g                                        (one packed all-reduce)
+//      tied embeddings over pipeline stages: the word embedding's gradient summed over the
+//      first and last stage (Megatron's embedding group; _allreduce_word_embedding_grads)
 //   2. dense gradients summed over dp (Megatron's dp_cp group), expert gradients over expt_dp
 //      (ParamTable keeps each kind contiguous: one all-reduce each). The loss is normalised by the
 //      global batch's token count, so sums (not means) give the gradient of the global mean.

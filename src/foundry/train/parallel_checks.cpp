@@ -88,6 +88,7 @@ ModelParallel model_parallel_of(const Mesh& mesh, const std::string& moe_token_d
   mp.tp_dp_cp = &mesh.tp_dp_cp();
   mp.pp = &mesh.pp();
   mp.all = &mesh.world();
+  mp.embd = mesh.in_embedding_group() ? &mesh.embd() : nullptr;
   return mp;
 }
 

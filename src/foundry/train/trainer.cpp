@@ -9,6 +9,8 @@
 #include "foundry/core/threads.h"
 #include "foundry/ops/gemm.h"
 #include "foundry/train/metrics_log.h"
+#include "foundry/train/model_parallel_checkpoint.h"
+#include "foundry/train/parallel_checks.h"
 #include "foundry/train/moe_metrics.h"
 #include "foundry/train/progress.h"
 #include "foundry/train/tensorboard.h"
@@ -64,9 +66,15 @@ struct Trainer::Logging {
 };
 
 Trainer::Trainer(const RunConfig& cfg, Data data, std::shared_ptr<const Tokenizer> tokenizer, std::FILE* log,
-                 Communicator* dp)
-    : cfg_(cfg), data_(std::move(data)), tokenizer_(std::move(tokenizer)), log_(log), dp_(dp ? dp : &world()) {
+                 Communicator* world_group)
+    : cfg_(cfg), data_(std::move(data)), tokenizer_(std::move(tokenizer)), log_(log),
+      world_(world_group ? world_group : &world()) {
   FOUNDRY_CHECK(data_.train != nullptr, "Trainer: no training data");
+  const MeshLayout layout(cfg_.parallel, world_->size());  // the parallel.* sizes against the world
+  check_parallelism_implemented(layout);
+  check_model_parallel(resolve_gpt_config(cfg_.model), layout);
+  mesh_ = std::make_unique<Mesh>(layout, *world_);
+  dp_ = &mesh_->dp_cp();
   const TrainConfig& tc = cfg_.train;
   const int64_t dp_size = dp_->size();
   // Megatron: global batch = micro batch x microbatches per rank x data-parallel ranks.
@@ -74,19 +82,16 @@ Trainer::Trainer(const RunConfig& cfg, Data data, std::shared_ptr<const Tokenize
   FOUNDRY_CHECK(global_microbatches_ % dp_size == 0,
                 "train.global_batch_size {} is not a multiple of train.micro_batch_size {} x {} data-parallel ranks",
                 tc.global_batch_size, tc.micro_batch_size, dp_size);
-  if (dp_size > 1)
-    for (const std::string& type : cfg_.model.moe_router_load_balancing_type)
-      FOUNDRY_CHECK(type != "global_aux_loss" || cfg_.model.num_moe_experts == 0,
-                    "model.moe_router_load_balancing_type global_aux_loss with {} data-parallel ranks is not "
-                    "implemented yet (its token counts are summed over the data-parallel group inside the forward)",
-                    dp_size);
   if (cfg_.train.threads > 0) set_num_threads(static_cast<int>(cfg_.train.threads));
   if (tokenizer_) {
     FOUNDRY_CHECK(tokenizer_->vocab_size() <= cfg_.model.vocab_size,
                   "model.vocab_size {} is smaller than the tokenizer's vocabulary ({})", cfg_.model.vocab_size,
                   tokenizer_->vocab_size());
   }
-  model_ = std::make_unique<GPTModel>(cfg_.model, cfg_.train.seed);
+  model_ = std::make_unique<GPTModel>(cfg_.model, cfg_.train.seed, model_parallel_of(*mesh_));
+  FOUNDRY_CHECK(!cfg_.train.use_distributed_optimizer || !model_->parallel().splits_model(),
+                "train.use_distributed_optimizer (ZeRO-1) is implemented for data parallelism only, not yet with "
+                "tensor / expert / pipeline parallelism (set it to false)");
   const TrainConfig& t = cfg_.train;
   if (cfg_.train.use_distributed_optimizer) zero_ = std::make_unique<DistributedAdamW>(model_->params(), adamw_config(), *dp_);
   else optimizer_ = std::make_unique<AdamW>(model_->params(), adamw_config());
@@ -121,7 +126,8 @@ bool Trainer::resume() {
   // The distributed optimizer loads the replicated state (checkpoints are layout-independent) and
   // keeps its shard.
   std::unique_ptr<AdamW> full = zero_ ? std::make_unique<AdamW>(model_->params(), adamw_config()) : nullptr;
-  const LoadedCheckpoint ck = load_checkpoint(path, model_->params(), zero_ ? full.get() : optimizer_.get());
+  const LoadedCheckpoint ck = load_checkpoint(path, model_->params(), zero_ ? full.get() : optimizer_.get(),
+                                              /*partial_model=*/model_->parallel().pp_size > 1);
   if (zero_) {
     zero_->scatter_state(*full);
     zero_->set_steps(full->steps());
@@ -151,23 +157,31 @@ void Trainer::save_checkpoint() {
     full = std::make_unique<AdamW>(model_->params(), adamw_config());
     zero_->gather_state(*full);
   }
-  CheckpointContents contents{.step = step_, .params = &model_->params(),
-                              .optimizer = zero_ ? full.get() : optimizer_.get(), .trainer_state = std::move(state)};
+  // A split model is assembled on rank 0 first (every rank sends its owned blocks).
+  FullModelState assembled;
+  if (model_->parallel().splits_model()) assembled = gather_full_model(*model_, optimizer_.get());
+  CheckpointContents contents{.step = step_,
+                              .params = assembled.model ? &assembled.model->params() : &model_->params(),
+                              .optimizer = assembled.optimizer ? assembled.optimizer.get()
+                                           : zero_              ? full.get()
+                                                                : optimizer_.get(),
+                              .trainer_state = std::move(state)};
   if (tokenizer_) contents.save_tokenizer = [this](const std::string& dir) { tokenizer_->save(dir); };
-  // Data parallelism keeps identical replicas: rank 0 writes, the others wait for it.
-  if (dp_->rank() == 0) {
+  // Rank 0 writes, the others wait for it.
+  if (world_->rank() == 0) {
     const std::string dir =
         foundry::save_checkpoint(contents, checkpoint_root(), static_cast<int>(cfg_.train.save_keep_last));
     say("saved checkpoint " + dir);
   }
-  dp_->barrier();
+  world_->barrier();
 }
 
 double Trainer::evaluate() {
   FOUNDRY_CHECK(data_.valid != nullptr, "evaluate: no validation data");
   double sum = 0;
   for (int64_t i = 0; i < cfg_.train.eval_iters; ++i) {
-    const Batch b = data_.valid->next();  // every rank advances the source; rank i % DP evaluates
+    // Every rank advances the source; the replica of data-parallel rank i % DP evaluates batch i.
+    const Batch b = data_.valid->next();
     if (i % dp_->size() == dp_->rank()) sum += eval_loss(ctx_, *model_, b);
   }
   return dp_->all_reduce_sum(sum) / static_cast<double>(cfg_.train.eval_iters);
@@ -177,7 +191,7 @@ void Trainer::train(int64_t until) {
   const TrainConfig& t = cfg_.train;
   if (until < 0) until = t.train_iters;
   if (!logging_) {
-    logging_ = std::make_unique<Logging>(t.output_dir, t.train_iters, log_, logs(), dp_->size() == 1);
+    logging_ = std::make_unique<Logging>(t.output_dir, t.train_iters, log_, logs(), world_->size() == 1);
     logging_->peak_gflops = gemm_peak_gflops(cfg_.model.bf16 ? DType::bf16 : DType::f32, ctx_.device, 0.25);
     logging_->flops_per_token = model_->training_flops_per_token(t.seq_length);
   }
@@ -231,7 +245,8 @@ void Trainer::log_interval_line(const StepStats& st, float lr) {
   const double dt = std::chrono::duration<double>(now - L.interval_start).count();
   const double elapsed = std::chrono::duration<double>(now - L.start).count();
   const double tokens_per_s = static_cast<double>(L.interval_tokens) / std::max(dt, 1e-9);
-  const double mfu = tokens_per_s * L.flops_per_token / (L.peak_gflops * 1e9);
+  // Every process is measured against one process's peak: the world's peak is world size times it.
+  const double mfu = tokens_per_s * L.flops_per_token / (L.peak_gflops * 1e9 * static_cast<double>(world_->size()));
   const double loss = L.interval_steps > 0 ? L.interval_loss / static_cast<double>(L.interval_steps) : st.loss;
   L.eta.update(step_, elapsed);
   const auto eta = L.eta.eta_seconds();

@@ -2,9 +2,14 @@
 // microbatches, the LR schedule, clipping, AdamW, NaN/Inf handling (stop or skip by
 // train.nan_action), periodic evaluation on the valid split, log lines, metrics.jsonl and
 // TensorBoard, and atomic checkpoints from which a new process resumes bit-identically.
-// Data parallelism: given a data-parallel communicator (default: the world; one process = a world
-// of one), each rank trains on its share of every global batch (train_step sums gradients over
-// the group), rank 0 alone logs and writes checkpoints, and every rank resumes from them.
+// Parallelism: given the communicator the run spans (default: the MPI world; one process = a world
+// of one), the trainer lays the `parallel:` sizes out as a Mesh (comm/mesh.h) and builds the model
+// split over its tensor / expert / pipeline groups (train/parallel_checks.h model_parallel_of).
+// Each data-parallel replica trains on its share of every global batch (microbatches
+// m % DP == dp rank; every rank of a replica sees the same ones), train_step reduces the
+// gradients over the groups, world rank 0 alone logs and writes checkpoints (a split model is
+// first assembled on it: train/model_parallel_checkpoint.h), and every rank resumes from them
+// under any layout.
 #pragma once
 
 #include <cstdio>
@@ -13,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "foundry/comm/mesh.h"
 #include "foundry/data/tokenizer.h"
 #include "foundry/optim/lr_schedule.h"
 #include "foundry/train/batch_source.h"
@@ -29,7 +35,7 @@ class Trainer {
   };
 
   Trainer(const RunConfig& cfg, Data data, std::shared_ptr<const Tokenizer> tokenizer = nullptr,
-          std::FILE* log = stdout, Communicator* dp = nullptr);
+          std::FILE* log = stdout, Communicator* world = nullptr);
   ~Trainer();
 
   // Loads the checkpoint named by train.load, else the latest one in output_dir/checkpoints.
@@ -58,13 +64,15 @@ class Trainer {
   struct Logging;
   void log_interval_line(const StepStats& st, float lr);
   void say(const std::string& line);  // one log line (above the progress bar on a terminal)
-  bool logs() const { return dp_->rank() == 0; }  // this rank writes logs and files
+  bool logs() const { return world_->rank() == 0; }  // this rank writes logs and files
 
   RunConfig cfg_;
   Data data_;
   std::shared_ptr<const Tokenizer> tokenizer_;
   std::FILE* log_;
-  Communicator* dp_;
+  Communicator* world_;
+  std::unique_ptr<Mesh> mesh_;
+  Communicator* dp_;  // the mesh's data-parallel group (dp_cp)
   int64_t global_microbatches_ = 1;  // per step, over all data-parallel ranks
   std::unique_ptr<GPTModel> model_;
   std::unique_ptr<AdamW> optimizer_;            // replicated AdamW, or

@@ -122,8 +122,6 @@ GPTModel::GPTModel(const GPTConfig& config, uint64_t seed, const ModelParallel& 
                 "GPTModel: pipeline rank {} of {} with {} virtual stages is not a valid layout", mp_.pp_rank,
                 mp_.pp_size, mp_.virtual_stages);
   FOUNDRY_CHECK(mp_.tp || !mp_.sequence_parallel, "parallel.sequence_parallel needs tensor_model_parallel_size > 1");
-  FOUNDRY_CHECK(!(mp_.pp_size > 1 && cfg_.share_embeddings_and_output_weights),
-                "model.share_embeddings_and_output_weights is not supported with pipeline parallelism yet");
   const DType compute = cfg_.bf16 ? DType::bf16 : DType::f32;
   const bool tp = mp_.tp_size() > 1, sp = tp && mp_.sequence_parallel;
   Communicator* tp_group = tp ? mp_.tp : nullptr;
@@ -195,15 +193,22 @@ GPTModel::GPTModel(const GPTConfig& config, uint64_t seed, const ModelParallel& 
     if (!cfg_.share_embeddings_and_output_weights) {
       if (vp_output_) vp_output_->register_params(table_, "output_layer");
       else output_layer_.register_params(table_, "output_layer");
+    } else if (!has_embedding()) {  // the last stage's copy of the shared word embedding
+      if (vp_output_) vp_output_->register_params(table_, "embedding.word_embeddings");
+      else output_layer_.register_params(table_, "embedding.word_embeddings");
+      shared_embedding_copy_ = true;
+      shared_embedding_param_ = table_.size() - 1;
     }
   }
+  if (cfg_.share_embeddings_and_output_weights && has_embedding())
+    shared_embedding_param_ = vp_embedding_ ? vp_embedding_->weight.index : embedding_.weight.index;
   if (sp) {  // shared experts: replicated over tp, each rank runs its own tokens (routers mark themselves)
     for (int i = 0; i < table_.size(); ++i)
       if (table_.spec(i).name.find(".mlp.shared_experts.") != std::string::npos) table_.edit_spec(i).tp_grad_sum = true;
   }
   table_.allocate(seed);
   // Tied head: the output layer reads the embedding's value and accumulates into its gradient.
-  if (cfg_.share_embeddings_and_output_weights) {
+  if (cfg_.share_embeddings_and_output_weights && has_embedding() && has_head()) {
     if (vp_output_) vp_output_->local.weight = vp_embedding_->weight;
     else output_layer_.weight = embedding_.weight;
   }

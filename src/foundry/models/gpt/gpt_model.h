@@ -124,6 +124,9 @@ struct ModelParallel {
   Communicator* tp_dp_cp = nullptr;
   Communicator* pp = nullptr;
   Communicator* all = nullptr;
+  // The first and last pipeline stage of this rank's position (Megatron's embedding group): with
+  // tied embeddings both hold the word embedding and sum its gradient over it. Null elsewhere.
+  Communicator* embd = nullptr;
 
   int tp_size() const { return tp ? tp->size() : 1; }
   int ep_size() const { return ep ? ep->size() : 1; }
@@ -175,6 +178,12 @@ class GPTModel {
   CrossEntropyResult cross_entropy(const Tensor& logits, const Tensor& targets, double token_count,
                                    bool write_dlogits) const;
   int64_t vocab_start() const { return vocab_start_; }  // of this rank's logits' columns
+  // Tied embeddings split over pipeline stages (Megatron's shared embedding): the last stage holds
+  // a copy of the word embedding under the same name (same initial value, same checkpoint
+  // tensor) whose gradient is summed with the first stage's over the embd group. The index of
+  // this rank's word-embedding parameter (either one), or -1; and whether it is the last stage's copy.
+  int shared_embedding_param() const { return shared_embedding_param_; }
+  bool holds_shared_embedding_copy() const { return shared_embedding_copy_; }
 
   // Inference (generation, evaluation without gradients); the training path above is unchanged.
   // An empty cache for `batch` sequences of up to max_len positions.
@@ -226,6 +235,8 @@ class GPTModel {
   std::vector<std::pair<int64_t, MoELayer*>> moe_layers_;
   std::vector<size_t> moe_local_;  // moe_layers_[i]'s index in layers_
   int64_t vocab_start_ = 0;
+  int shared_embedding_param_ = -1;
+  bool shared_embedding_copy_ = false;
   bool has_embedding() const { return chunks_.front().first; }
   bool has_head() const { return chunks_.back().last; }
 };
