@@ -29,7 +29,7 @@ GPTConfig small_moe() {
   return c;
 }
 
-TEST(DataParallel, StepsEqualOneProcessWithTheSameGlobalBatch) {
+void check_data_parallel(const DDPConfig& ddp) {
   Communicator& w = world();
   const int dp = w.size(), rank = w.rank();
   const int global_microbatches = 8;  // divisible by 1, 2, 4 and 8 ranks
@@ -45,10 +45,14 @@ TEST(DataParallel, StepsEqualOneProcessWithTheSameGlobalBatch) {
     }
     all.back().targets.ptr<int32_t>()[3] = -100;  // uneven valid-token counts across ranks
     const StepStats s1 = train_step(ctx_one, one, opt_one, all, 1e-2f, 1.f);
-    const StepStats sp = train_step(ctx_par, par, opt_par, mine, 1e-2f, 1.f, &w);
+    const StepStats sp = train_step(ctx_par, par, opt_par, mine, 1e-2f, 1.f, &w, ddp);
     EXPECT_NEAR(sp.loss, s1.loss, 1e-6 * s1.loss) << "step " << step;
     EXPECT_NEAR(sp.grad_norm, s1.grad_norm, 1e-5 * s1.grad_norm) << "step " << step;
     EXPECT_EQ(sp.tokens, s1.tokens);
+    if (ddp.overlap_grad_reduce) {  // every bucket started during the backward
+      EXPECT_GT(sp.grad_buckets, 2);
+      EXPECT_EQ(sp.grad_buckets_overlapped, sp.grad_buckets);
+    }
     ASSERT_EQ(sp.moe.size(), 1u);
     EXPECT_EQ(sp.moe[0].tokens_per_expert, s1.moe[0].tokens_per_expert) << "step " << step;
     EXPECT_NEAR(sp.moe[0].aux_loss, s1.moe[0].aux_loss, 1e-6 * s1.moe[0].aux_loss);
@@ -58,6 +62,12 @@ TEST(DataParallel, StepsEqualOneProcessWithTheSameGlobalBatch) {
         << one.params().spec(i).name;
   // The expert bias moves by sign(mean - count) of identical integer counts: exactly equal.
   EXPECT_TRUE(testing::allclose(par.params().buffer(0), one.params().buffer(0), 0, 0));
+}
+
+TEST(DataParallel, StepsEqualOneProcessWithTheSameGlobalBatch) { check_data_parallel({}); }
+// Gradient buckets (8 KB: several per step) all-reduced while the last microbatch's backward runs.
+TEST(DataParallel, OverlappedGradientBucketsEqualOneProcess) {
+  check_data_parallel({.overlap_grad_reduce = true, .bucket_size = 8192});
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Model parallelism end to end (run by mpirun with 2, 4 and 8 ranks): for each layout of the issue
 // (TP2 with SP, EP2 and EP4 with both token dispatchers, ETP2, PP2 with 1F1B, PP2 with 2 virtual
-// stages, TP2 x EP2 folded, PP2 x TP2 x EP2), five train_steps of a small MoE, each data-parallel
+// stages, TP2 x EP2 folded, PP2 x TP2 x EP2; tied embeddings over pipeline stages; gradient buckets
+// overlapped with the backward), five train_steps of a small MoE, each data-parallel
 // rank on its share of every global batch, give the same losses, gradient norms and routing
 // statistics as one process running the whole global batch (computed on every rank), and every
 // rank's parameters (sharded ones: their blocks) equal the one-process parameters.
@@ -43,6 +44,7 @@ GPTConfig small_moe() {
 struct Layout {
   ParallelConfig p;
   std::string dispatcher = "alltoall";
+  bool overlap = false;  // gradient buckets reduced during the last backward (4 KB buckets: many)
 };
 
 // Model-parallel ranks per replica; the world must be a multiple of both generators' products.
@@ -83,10 +85,15 @@ void check_layout(const Layout& l, bool tied = false) {
     }
     all.back().targets.ptr<int32_t>()[3] = -100;  // uneven valid-token counts across ranks
     const StepStats s1 = train_step(ctx_one, one, opt_one, all, 1e-2f, 1.f);
-    const StepStats sp = train_step(ctx_par, par, opt_par, mine, 1e-2f, 1.f);
+    const StepStats sp = train_step(ctx_par, par, opt_par, mine, 1e-2f, 1.f, nullptr,
+                                    {.overlap_grad_reduce = l.overlap, .bucket_size = 4096});
     EXPECT_NEAR(sp.loss, s1.loss, 1e-5 * s1.loss) << "step " << step;
     EXPECT_NEAR(sp.grad_norm, s1.grad_norm, 1e-4 * s1.grad_norm) << "step " << step;
     EXPECT_EQ(sp.tokens, s1.tokens);
+    if (l.overlap) {  // every bucket started during the backward
+      EXPECT_GT(sp.grad_buckets, 2);
+      EXPECT_EQ(sp.grad_buckets_overlapped, sp.grad_buckets);
+    }
     for (int i = 0; step == 0 && i < par.params().size(); ++i) {  // equal parameters: the summed gradients agree
       const ParamSpec& s = par.params().spec(i);
       Tensor want = Tensor::empty(s.shape);
@@ -128,6 +135,8 @@ TEST(ModelParallel, PP2TP2TiedEmbeddings) { check_layout({config(2, 1, 2)}, true
 TEST(ModelParallel, TP2EP2Folded) { check_layout({config(2, 2, 1)}); }
 TEST(ModelParallel, TP2EP2FoldedAllgather) { check_layout({config(2, 2, 1), "allgather"}); }
 TEST(ModelParallel, PP2TP2EP2) { check_layout({config(2, 2, 2)}); }
+TEST(ModelParallel, TP2EP2WithOverlappedGradientBuckets) { check_layout({config(2, 2, 1), "alltoall", true}); }
+TEST(ModelParallel, PP2VPP2WithOverlappedGradientBuckets) { check_layout({config(1, 2, 2, 0, 2), "alltoall", true}); }
 
 std::vector<Batch> global_batch(int step) {
   std::vector<Batch> all;

@@ -228,6 +228,9 @@ const std::map<std::string, std::map<std::string, Field>>& fields() {
     tk("load", &TrainConfig::load, "string");
     tk("nan_action", &TrainConfig::nan_action, "string");
     tk("use_distributed_optimizer", &TrainConfig::use_distributed_optimizer, "boolean");
+    tk("overlap_grad_reduce", &TrainConfig::overlap_grad_reduce, "boolean");
+    tk("ddp_bucket_size", &TrainConfig::ddp_bucket_size, "integer");
+    tk("log_all_ranks", &TrainConfig::log_all_ranks, "boolean");
     auto& d = t["data"];
     d["data_path"] = make_list_field(&RunConfig::data, &DataConfig::data_path, "data.data_path");
     d["text_files"] = make_list_field(&RunConfig::data, &DataConfig::text_files, "data.text_files");
@@ -316,6 +319,8 @@ void validate(RunConfig& c) {
                 "train.eval_interval must be >= 0 and train.eval_iters > 0 (got {} and {})", t.eval_interval, t.eval_iters);
   FOUNDRY_CHECK(t.save_interval >= 0 && t.save_keep_last >= 0,
                 "train.save_interval and train.save_keep_last must be >= 0 (got {} and {})", t.save_interval, t.save_keep_last);
+  FOUNDRY_CHECK(t.ddp_bucket_size > 0, "train.ddp_bucket_size must be positive (parameters per bucket), got {}",
+                t.ddp_bucket_size);
   FOUNDRY_CHECK(t.nan_action == "stop" || t.nan_action == "skip",
                 "train.nan_action '{}' is not one of stop, skip", t.nan_action);
   FOUNDRY_CHECK(!t.output_dir.empty(), "train.output_dir must not be empty");

@@ -43,6 +43,12 @@ struct TrainConfig {
   // ZeRO-1 over the data-parallel ranks (Megatron's --use-distributed-optimizer): AdamW state and
   // fp32 master weights sharded, gradients reduce-scattered, parameters all-gathered.
   bool use_distributed_optimizer = false;
+  // Megatron's --overlap-grad-reduce / --ddp-bucket-size: data-parallel gradient sums in buckets of
+  // ddp_bucket_size parameters, started during the last microbatch's backward (replicated AdamW).
+  bool overlap_grad_reduce = false;
+  int64_t ddp_bucket_size = 40'000'000;
+  // Every rank prints its own log lines (prefixed "[rank R]"); default: world rank 0 only.
+  bool log_all_ranks = false;
 
   int64_t num_microbatches() const {
     return global_batch_size == 0 ? 1 : global_batch_size / micro_batch_size;

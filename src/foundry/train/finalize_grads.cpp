@@ -31,7 +31,7 @@ bool owns_for_grad_norm(const GPTModel& model, int i) {
   return rank_in(mp.dp) == 0 && (split_over(s, "tp") || rank_in(mp.tp) == 0);
 }
 
-GradClip finalize_model_grads(GPTModel& model, double max_norm) {
+GradClip finalize_model_grads(GPTModel& model, double max_norm, bool data_parallel_reduced) {
   const ModelParallel& mp = model.parallel();
   ParamTable& table = model.params();
   // 1. tp_grad_sum parameters: packed, one all-reduce over tp.
@@ -63,9 +63,9 @@ GradClip finalize_model_grads(GPTModel& model, double max_norm) {
   // 2. data-parallel sums: dense over dp, experts over expt_dp.
   const TensorView dense = table.grad_buffer(ParamTable::Kind::dense);
   const TensorView expert = table.grad_buffer(ParamTable::Kind::expert);
-  if (mp.dp && mp.dp->size() > 1 && dense.numel() > 0) mp.dp->all_reduce(dense);
   Communicator* edp = mp.expt_dp ? mp.expt_dp : mp.dp;
-  if (edp && edp->size() > 1 && expert.numel() > 0) edp->all_reduce(expert);
+  if (!data_parallel_reduced && mp.dp && mp.dp->size() > 1 && dense.numel() > 0) mp.dp->all_reduce(dense);
+  if (!data_parallel_reduced && edp && edp->size() > 1 && expert.numel() > 0) edp->all_reduce(expert);
   // 3. the global norm, each element once.
   std::vector<TensorView> owned;
   for (int i = 0; i < table.size(); ++i)

@@ -25,7 +25,8 @@
 namespace foundry {
 
 // Collective over the model's groups (GPTModel::parallel()); every rank must call it.
-GradClip finalize_model_grads(GPTModel& model, double max_norm);
+// data_parallel_reduced: step 2 already ran (gradient buckets, train_step's overlap_grad_reduce).
+GradClip finalize_model_grads(GPTModel& model, double max_norm, bool data_parallel_reduced = false);
 
 // Whether this rank counts parameter i in the global gradient norm (step 3 above).
 bool owns_for_grad_norm(const GPTModel& model, int i);

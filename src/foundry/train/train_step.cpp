@@ -1,8 +1,10 @@
 #include "foundry/train/train_step.h"
 
 #include <cmath>
+#include <optional>
 
 #include "foundry/ops/loss.h"
+#include "foundry/optim/grad_buckets.h"
 #include "foundry/train/finalize_grads.h"
 #include "foundry/train/pipeline_schedule.h"
 
@@ -63,9 +65,10 @@ void reduce_moe_stats(std::vector<MoELayerStats>& stats, Communicator& dp) {
 // for the backward). Saved activations live from forward(m) to backward(m).
 class GPTChunk final : public PipelineChunk {
  public:
-  GPTChunk(Context& ctx, GPTModel& model, int chunk, std::span<const Batch> mbs, double token_count, StepStats& st)
+  GPTChunk(Context& ctx, GPTModel& model, int chunk, std::span<const Batch> mbs, double token_count, StepStats& st,
+           GPTModel::GradReadyHook last_hook = {})
       : ctx_(ctx), model_(model), v_(chunk), mbs_(mbs), token_count_(token_count), st_(st),
-        saved_(mbs.size()), dlogits_(mbs.size()) {}
+        saved_(mbs.size()), dlogits_(mbs.size()), last_hook_(std::move(last_hook)) {}
 
   Tensor forward(int m, const Tensor& input) override {
     const Batch& b = mbs_[static_cast<size_t>(m)];
@@ -80,7 +83,10 @@ class GPTChunk final : public PipelineChunk {
   Tensor backward(int m, const Tensor& doutput) override {
     const size_t i = static_cast<size_t>(m);
     const Batch& b = mbs_[i];
+    const bool last = i + 1 == mbs_.size() && last_hook_;  // the chunk's last backward finishes its gradients
+    if (last) model_.set_grad_ready_hook(last_hook_);
     Tensor dx = model_.backward_chunk(ctx_, v_, model_.is_last_stage(v_) ? dlogits_[i] : doutput, b.layout, saved_[i]);
+    if (last) model_.set_grad_ready_hook({});
     accumulate_moe_stats(st_.moe, model_.moe_stats(saved_[i]), ctx_.aux_loss_scale);
     saved_[i] = GPTModel::Saved();
     dlogits_[i] = Tensor();
@@ -96,6 +102,7 @@ class GPTChunk final : public PipelineChunk {
   StepStats& st_;
   std::vector<GPTModel::Saved> saved_;
   std::vector<Tensor> dlogits_;
+  GPTModel::GradReadyHook last_hook_;
 };
 
 // Forward and backward over this rank's microbatches (through the pipeline schedule when the model
@@ -103,7 +110,7 @@ class GPTChunk final : public PipelineChunk {
 // reduction and the global norm) and `apply` (the optimizer).
 template <class ReduceAndClip, class Apply>
 StepStats run_step(Context& ctx, GPTModel& model, std::span<const Batch> microbatches, Communicator* dp,
-                   ReduceAndClip reduce_and_clip, Apply apply) {
+                   ReduceAndClip reduce_and_clip, Apply apply, const GPTModel::GradReadyHook& last_hook = {}) {
   FOUNDRY_CHECK(!microbatches.empty(), "train_step: no microbatches");
   const ModelParallel& mp = model.parallel();
   const int dp_size = dp ? dp->size() : 1;
@@ -123,14 +130,16 @@ StepStats run_step(Context& ctx, GPTModel& model, std::span<const Batch> microba
       GPTModel::Saved saved;
       Tensor logits = model.forward(ctx, b.tokens, b.layout, saved);  // (T, V), (T, V/TP) with tp
       st.loss += model.cross_entropy(logits, b.targets, token_count, true).loss;  // logits become dlogits
+      if (&b == &microbatches.back()) model.set_grad_ready_hook(last_hook);
       model.backward(ctx, logits, b.layout, saved);
+      model.set_grad_ready_hook({});
       accumulate_moe_stats(st.moe, model.moe_stats(saved), ctx.aux_loss_scale);
     }
   } else {
     std::vector<std::unique_ptr<GPTChunk>> chunks;
     std::vector<PipelineChunk*> ptrs;
     for (int v = 0; v < model.num_chunks(); ++v) {
-      chunks.push_back(std::make_unique<GPTChunk>(ctx, model, v, microbatches, token_count, st));
+      chunks.push_back(std::make_unique<GPTChunk>(ctx, model, v, microbatches, token_count, st, last_hook));
       ptrs.push_back(chunks.back().get());
     }
     const int64_t hidden = model.config().hidden_size, split = mp.sequence_parallel ? mp.tp_size() : 1;
@@ -160,21 +169,44 @@ StepStats run_step(Context& ctx, GPTModel& model, std::span<const Batch> microba
 }  // namespace
 
 StepStats train_step(Context& ctx, GPTModel& model, AdamW& optimizer, std::span<const Batch> microbatches,
-                     float lr, float clip_grad, Communicator* dp) {
+                     float lr, float clip_grad, Communicator* dp, const DDPConfig& ddp) {
   const ModelParallel& mp = model.parallel();
   if (mp.splits_model()) {
     FOUNDRY_CHECK(dp == nullptr || dp == mp.dp, "train_step: a model split over tensor / expert / pipeline ranks "
                   "reduces over its own data-parallel group (pass dp = nullptr)");
     dp = mp.dp;
   }
-  return run_step(
+  // Overlapped data-parallel reduction: dense gradients over dp, expert ones over expt_dp (dp when
+  // the model is not split), in buckets started by the last microbatch's backward.
+  Communicator* edp = mp.splits_model() && mp.expt_dp ? mp.expt_dp : dp;
+  std::optional<GradBuckets> dense, expert;
+  GPTModel::GradReadyHook hook;
+  if (ddp.overlap_grad_reduce && dp && edp && (dp->size() > 1 || edp->size() > 1)) {
+    dense.emplace(model.params(), ParamTable::Kind::dense, *dp, ddp.bucket_size);
+    expert.emplace(model.params(), ParamTable::Kind::expert, *edp, ddp.bucket_size);
+    hook = [&](int begin, int end) {
+      dense->mark_range_ready(begin, end);
+      expert->mark_range_ready(begin, end);
+    };
+  }
+  int buckets = 0, overlapped = 0;
+  StepStats st = run_step(
       ctx, model, microbatches, dp,
       [&] {
-        if (mp.splits_model()) return finalize_model_grads(model, clip_grad);
-        if (dp && dp->size() > 1) dp->all_reduce(model.params().grad_buffer());  // sum over the replicas
+        if (dense) {
+          buckets = dense->num_buckets() + expert->num_buckets();
+          overlapped = dense->num_started() + expert->num_started();
+          dense->finish();  // waits for the buckets still in flight
+          expert->finish();
+        }
+        if (mp.splits_model()) return finalize_model_grads(model, clip_grad, /*data_parallel_reduced=*/dense.has_value());
+        if (!dense && dp && dp->size() > 1) dp->all_reduce(model.params().grad_buffer());  // sum over the replicas
         return clip_grad_norm(model.params(), clip_grad);
       },
-      [&](float coefficient) { optimizer.step(lr, coefficient); });
+      [&](float coefficient) { optimizer.step(lr, coefficient); }, hook);
+  st.grad_buckets = buckets;
+  st.grad_buckets_overlapped = overlapped;
+  return st;
 }
 
 StepStats train_step(Context& ctx, GPTModel& model, DistributedAdamW& optimizer, std::span<const Batch> microbatches,

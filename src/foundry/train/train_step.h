@@ -33,10 +33,26 @@ struct StepStats {
   // MoE: per MoE layer, routing statistics summed over the microbatches (tokens per expert,
   // routed and dropped selections) and auxiliary losses averaged over them.
   std::vector<MoELayerStats> moe;
+  // With DDPConfig::overlap_grad_reduce: gradient buckets of the step, and how many of them had
+  // started during the backward (the rest start at its end).
+  int grad_buckets = 0;
+  int grad_buckets_overlapped = 0;
 };
 
+// Megatron's DistributedDataParallelConfig: with overlap_grad_reduce the data-parallel gradient
+// sums run in buckets of about bucket_size bytes (optim/grad_buckets.h), each started as soon as
+// the last microbatch's backward has finished its parameters, instead of one all-reduce after the
+// backward. Same result (the sums are elementwise). Replicated optimizer only.
+struct DDPConfig {
+  bool overlap_grad_reduce = false;
+  int64_t bucket_size = 40'000'000;
+};
+
+// Model parallelism: a model built with ModelParallel groups (GPTModel::parallel()) reduces over
+// its own groups (train/finalize_grads.h): pass dp = nullptr. Pipeline stages run the microbatches
+// through train/pipeline_schedule.h.
 StepStats train_step(Context& ctx, GPTModel& model, AdamW& optimizer, std::span<const Batch> microbatches,
-                     float lr, float clip_grad, Communicator* dp = nullptr);
+                     float lr, float clip_grad, Communicator* dp = nullptr, const DDPConfig& ddp = {});
 
 // The same step with the distributed optimizer (ZeRO-1, train.use_distributed_optimizer):
 // gradients are reduce-scattered over dp, each rank updates its shard of the parameters and

@@ -107,7 +107,13 @@ AdamW::Config Trainer::adamw_config() const {
 }
 
 void Trainer::say(const std::string& line) {
-  if (!logs()) return;
+  if (!logs()) {
+    if (cfg_.train.log_all_ranks) {  // other ranks: plain lines, prefixed
+      std::fprintf(log_, "[rank %d] %s\n", world_->rank(), line.c_str());
+      std::fflush(log_);
+    }
+    return;
+  }
   if (logging_) {
     logging_->progress.print_line(line);
   } else {
@@ -208,7 +214,9 @@ void Trainer::train(int64_t until) {
       if (m % dp_size == dp_rank) batches.push_back(std::move(b));
     }
     const StepStats st = zero_ ? train_step(ctx_, *model_, *zero_, batches, lr, t.clip_grad, *dp_)
-                               : train_step(ctx_, *model_, *optimizer_, batches, lr, t.clip_grad, dp_);
+                               : train_step(ctx_, *model_, *optimizer_, batches, lr, t.clip_grad, dp_,
+                                            {.overlap_grad_reduce = t.overlap_grad_reduce,
+                                             .bucket_size = 4 * t.ddp_bucket_size});
     ++step_;
     if (!st.applied) {
       ++skipped_steps_;

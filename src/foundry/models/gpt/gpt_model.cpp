@@ -185,8 +185,13 @@ GPTModel::GPTModel(const GPTConfig& config, uint64_t seed, const ModelParallel& 
     if (vp_embedding_) vp_embedding_->register_params(table_, "embedding.word_embeddings");
     else embedding_.register_params(table_, "embedding.word_embeddings");
   }
-  for (size_t i = 0; i < layers_.size(); ++i)
+  embedding_params_ = {0, table_.size()};
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const int begin = table_.size();
     layers_[i].register_params(table_, "decoder.layers." + std::to_string(layer_ids_[i]));
+    layer_params_.emplace_back(begin, table_.size());
+  }
+  head_params_.first = table_.size();
   if (has_head()) {
     final_layernorm_.register_params(table_, "decoder.final_layernorm");
     if (sp) table_.edit_spec(final_layernorm_.weight.index).tp_grad_sum = true;  // this rank's tokens only
@@ -200,6 +205,7 @@ GPTModel::GPTModel(const GPTConfig& config, uint64_t seed, const ModelParallel& 
       shared_embedding_param_ = table_.size() - 1;
     }
   }
+  head_params_.second = table_.size();
   if (cfg_.share_embeddings_and_output_weights && has_embedding())
     shared_embedding_param_ = vp_embedding_ ? vp_embedding_->weight.index : embedding_.weight.index;
   if (sp) {  // shared experts: replicated over tp, each rank runs its own tokens (routers mark themselves)
@@ -237,11 +243,16 @@ Tensor GPTModel::backward_chunk(Context& ctx, int v, const Tensor& dout, const S
     Tensor dnorm = vp_output_ ? vp_output_->backward(ctx, dout, s.output) : output_layer_.backward(ctx, dout, s.output);
     dx = Tensor::zeros(dnorm.shape(), DType::f32, dnorm.device());
     final_layernorm_.backward(ctx, dnorm, s.final_norm, dx);
+    if (grad_ready_) grad_ready_(head_params_.first, head_params_.second);
   }
-  for (size_t l = c.end; l-- > c.begin;) dx = layers_[l].backward(ctx, dx, seq, s.layers[l - c.begin]);
+  for (size_t l = c.end; l-- > c.begin;) {
+    dx = layers_[l].backward(ctx, dx, seq, s.layers[l - c.begin]);
+    if (grad_ready_) grad_ready_(layer_params_[l].first, layer_params_[l].second);
+  }
   if (!c.first) return dx;
   if (vp_embedding_) vp_embedding_->backward(ctx, dx, s.vp_embedding);
   else embedding_.backward(ctx, dx, s.embedding);
+  if (grad_ready_) grad_ready_(embedding_params_.first, embedding_params_.second);  // after its last use (tied head)
   return Tensor();
 }
 

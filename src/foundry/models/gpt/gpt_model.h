@@ -22,6 +22,7 @@
 // (nn/param.h), so the model starts equal to one process and checkpoints hold full tensors.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -185,6 +186,13 @@ class GPTModel {
   int shared_embedding_param() const { return shared_embedding_param_; }
   bool holds_shared_embedding_copy() const { return shared_embedding_copy_; }
 
+  // Called by backward / backward_chunk with the parameter index range [begin, end) of each module
+  // whose gradients it has just finished (the output head, each layer from the last, the
+  // embedding): the data-parallel gradient buckets start reducing them while the backward goes on
+  // (optim/grad_buckets.h). Empty: none.
+  using GradReadyHook = std::function<void(int begin, int end)>;
+  void set_grad_ready_hook(GradReadyHook hook) { grad_ready_ = std::move(hook); }
+
   // Inference (generation, evaluation without gradients); the training path above is unchanged.
   // An empty cache for `batch` sequences of up to max_len positions.
   KVCache make_kv_cache(int64_t batch, int64_t max_len) const;
@@ -236,6 +244,9 @@ class GPTModel {
   std::vector<size_t> moe_local_;  // moe_layers_[i]'s index in layers_
   int64_t vocab_start_ = 0;
   int shared_embedding_param_ = -1;
+  GradReadyHook grad_ready_;
+  std::pair<int, int> embedding_params_{0, 0}, head_params_{0, 0};  // index ranges
+  std::vector<std::pair<int, int>> layer_params_;                   // per layers_ entry
   bool shared_embedding_copy_ = false;
   bool has_embedding() const { return chunks_.front().first; }
   bool has_head() const { return chunks_.back().last; }
