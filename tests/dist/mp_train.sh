@@ -40,6 +40,12 @@ run 4 ppep parallel.pipeline_model_parallel_size=2 parallel.expert_model_paralle
 grep -q '^\[rank 3\] step 6 | validation loss' "$work/ppep.log" || fail "train.log_all_ranks: no rank-3 lines"
 same_losses ppep loss 6
 same_losses ppep valid_loss 2
+# Interleaved pipeline (PP2 x 2 virtual stages, 4 layers) with evaluation, against one process.
+"$foundry" train "${common[@]}" model.num_layers=4 train.output_dir="$work/one4" >"$work/one4.log"
+run 2 vpp model.num_layers=4 parallel.pipeline_model_parallel_size=2 parallel.virtual_pipeline_model_parallel_size=2
+paste <(losses "$work/one4" loss) <(losses "$work/vpp" loss) <(losses "$work/one4" valid_loss) <(losses "$work/vpp" valid_loss) |
+  awk '{ for (i = 1; i <= NF; i += 2) { d = $i - $(i + 1); if (d < 0) d = -d; if (d > 1e-5 * $i) bad = 1 } } END { exit bad }' ||
+  fail "interleaved pipeline losses differ from one process"
 # One process and a PP2 layout resume the TP2 x EP2 checkpoint.
 "$foundry" train "${common[@]}" train.output_dir="$work/tpep" train.train_iters=7 >"$work/resume1.log"
 grep -q 'resumed from .*iter_0000006 at step 6' "$work/resume1.log" || fail "resume: $(head -5 "$work/resume1.log")"

@@ -76,7 +76,9 @@ class GPTChunk final : public PipelineChunk {
     Tensor out = model_.forward_chunk(ctx_, v_, model_.is_first_stage(v_) ? b.tokens : input, b.layout, s);
     if (!ctx_.training) s = GPTModel::Saved();  // evaluation: nothing kept
     if (!model_.is_last_stage(v_)) return out;
-    st_.loss += model_.cross_entropy(out, b.targets, token_count_, ctx_.training).loss;  // out becomes dlogits
+    const double loss = model_.cross_entropy(out, b.targets, token_count_, ctx_.training).loss;  // out becomes dlogits
+    st_.loss += loss;
+    losses_[static_cast<size_t>(m)] = loss;
     if (ctx_.training) dlogits_[static_cast<size_t>(m)] = out;
     return Tensor();
   }
@@ -103,6 +105,9 @@ class GPTChunk final : public PipelineChunk {
   std::vector<GPTModel::Saved> saved_;
   std::vector<Tensor> dlogits_;
   GPTModel::GradReadyHook last_hook_;
+
+ public:
+  std::vector<double> losses_ = std::vector<double>(mbs_.size(), 0.0);  // per microbatch (last stage)
 };
 
 // Forward and backward over this rank's microbatches (through the pipeline schedule when the model
@@ -218,29 +223,47 @@ StepStats train_step(Context& ctx, GPTModel& model, DistributedAdamW& optimizer,
       [&](float coefficient) { optimizer.step(lr, coefficient); });  // shard update + all-gather
 }
 
-double eval_loss(Context& train_ctx, const GPTModel& model, const Batch& batch) {
+std::vector<double> eval_losses(Context& train_ctx, const GPTModel& model, std::span<const Batch> batches) {
   Context ctx = train_ctx;
   ctx.training = false;
   const ModelParallel& mp = model.parallel();
-  if (mp.pp_size > 1 || model.num_chunks() > 1) {  // forwards through the pipeline, the last stage's loss
-    StepStats st;
-    GPTModel& m = const_cast<GPTModel&>(model);  // forward_chunk is const; the chunk type takes the model
-    std::vector<std::unique_ptr<GPTChunk>> chunks;
-    std::vector<PipelineChunk*> ptrs;
-    const std::span<const Batch> one(&batch, 1);
-    for (int v = 0; v < model.num_chunks(); ++v) {
-      chunks.push_back(std::make_unique<GPTChunk>(ctx, m, v, one, 0.0, st));
-      ptrs.push_back(chunks.back().get());
+  std::vector<double> out;
+  if (batches.empty()) return out;
+  if (mp.pp_size == 1 && model.num_chunks() == 1) {
+    for (const Batch& b : batches) {
+      GPTModel::Saved saved;
+      Tensor logits = model.forward(ctx, b.tokens, b.layout, saved);
+      out.push_back(model.cross_entropy(logits, b.targets, 0.0, false).loss);
     }
-    const int64_t split = mp.sequence_parallel ? mp.tp_size() : 1;
-    run_pipeline(*mp.pp, ptrs, {.num_microbatches = 1,
-                                .activation_shape = [&](int) { return Shape{batch.tokens.numel() / split, model.config().hidden_size}; },
-                                .forward_only = true});
-    return mp.pp->all_reduce_sum(st.loss);
+    return out;
   }
-  GPTModel::Saved saved;
-  Tensor logits = model.forward(ctx, batch.tokens, batch.layout, saved);
-  return model.cross_entropy(logits, batch.targets, 0.0, false).loss;
+  // Forwards through the pipeline; the last stage's per-batch losses, summed over pp to every stage.
+  std::vector<Batch> mbs(batches.begin(), batches.end());
+  while (model.num_chunks() > 1 && mbs.size() % static_cast<size_t>(mp.pp_size) != 0) mbs.push_back(batches.back());
+  StepStats st;
+  GPTModel& m = const_cast<GPTModel&>(model);  // evaluation forwards change nothing; the chunk type takes the model
+  std::vector<std::unique_ptr<GPTChunk>> chunks;
+  std::vector<PipelineChunk*> ptrs;
+  for (int v = 0; v < model.num_chunks(); ++v) {
+    chunks.push_back(std::make_unique<GPTChunk>(ctx, m, v, mbs, 0.0, st));  // 0: each batch's own valid tokens
+    ptrs.push_back(chunks.back().get());
+  }
+  const int64_t split = mp.sequence_parallel ? mp.tp_size() : 1;
+  run_pipeline(*mp.pp, ptrs,
+               {.num_microbatches = static_cast<int>(mbs.size()),
+                .activation_shape = [&](int i) {
+                  return Shape{mbs[static_cast<size_t>(i)].tokens.numel() / split, model.config().hidden_size};
+                },
+                .forward_only = true});
+  std::vector<double> sum(mbs.size(), 0.0);
+  for (const auto& c : chunks)
+    for (size_t i = 0; i < sum.size(); ++i) sum[i] += c->losses_[i];
+  for (size_t i = 0; i < batches.size(); ++i) out.push_back(mp.pp->all_reduce_sum(sum[i]));  // f64
+  return out;
+}
+
+double eval_loss(Context& ctx, const GPTModel& model, const Batch& batch) {
+  return eval_losses(ctx, model, std::span<const Batch>(&batch, 1))[0];
 }
 
 }  // namespace foundry

@@ -63,5 +63,9 @@ StepStats train_step(Context& ctx, GPTModel& model, DistributedAdamW& optimizer,
 // Mean cross-entropy of the model on one batch (forward only, in inference mode: no MoE
 // auxiliary losses or router statistics).
 double eval_loss(Context& ctx, const GPTModel& model, const Batch& batch);
+// The same for several batches at once (one per entry); a pipeline-parallel model runs them as the
+// microbatches of one forward-only schedule (the interleaved schedule needs a multiple of the
+// pipeline size: the list is padded with repeats whose losses are dropped).
+std::vector<double> eval_losses(Context& ctx, const GPTModel& model, std::span<const Batch> batches);
 
 }  // namespace foundry

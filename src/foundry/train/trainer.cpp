@@ -184,12 +184,14 @@ void Trainer::save_checkpoint() {
 
 double Trainer::evaluate() {
   FOUNDRY_CHECK(data_.valid != nullptr, "evaluate: no validation data");
-  double sum = 0;
+  std::vector<Batch> mine;
   for (int64_t i = 0; i < cfg_.train.eval_iters; ++i) {
     // Every rank advances the source; the replica of data-parallel rank i % DP evaluates batch i.
-    const Batch b = data_.valid->next();
-    if (i % dp_->size() == dp_->rank()) sum += eval_loss(ctx_, *model_, b);
+    Batch b = data_.valid->next();
+    if (i % dp_->size() == dp_->rank()) mine.push_back(std::move(b));
   }
+  double sum = 0;
+  for (const double loss : eval_losses(ctx_, *model_, mine)) sum += loss;
   return dp_->all_reduce_sum(sum) / static_cast<double>(cfg_.train.eval_iters);
 }
 
