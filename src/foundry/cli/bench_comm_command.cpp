@@ -49,7 +49,9 @@
 //                probs 4 EP Tl E; backward: the output gradient 4 EP Tl H) and reduce_scatter 3 calls
 //                (combine 4 EP Tl H; backward: x 4 EP Tl H, probs 4 EP Tl E): independent of the routing
 //   expt_tp (ETP > 1), per MoE layer, per microbatch x M (moe/expert_tensor_parallel.cpp), El = E / EP,
-//     n = El x EP x C rows per etp rank with padding to capacity (else null):
+//     n rows per etp rank: El x EP x C with padding to capacity, Tl k dropless without EP (every
+//     selection is a row), else routing-dependent (null; the reduce-scatter then pads every etp
+//     rank's rows to the largest count):
 //     all_gather 1 call of 8 ETP El (counts); all_gather_v 3 calls, reduce_scatter 3 calls, each
 //     2 x 4 ETP n H + 4 ETP n (rows and probs forward / row gradients and dx, dprobs backward)
 //   tp_dp_cp (size g > 1), per MoE layer: the step's routing statistics (train_step.cpp): all_reduce
@@ -231,8 +233,11 @@ Expected model_parallel_formula(const GPTConfig& c, const TrainConfig& t, const 
   if (etp > 1 && Lm > 0) {
     const double Q = static_cast<double>(etp), El = E / static_cast<double>(ep);
     expect(e, "expt_tp", "all_gather", Mf * Lm, Mf * Lm * 8 * Q * El);
-    if (padded) {
-      const double n = El * static_cast<double>(ep) * C;
+    // Rows per etp rank: padded, C from each of the EP ranks for each local expert; dropless without
+    // EP, every one of the Tl k selections is a row.
+    const bool dropless = c.moe_expert_capacity_factor == 0.f;
+    if (padded || (dropless && ep == 1)) {
+      const double n = padded ? El * static_cast<double>(ep) * C : Tlf * k;
       expect(e, "expt_tp", "all_gather_v", Mf * Lm * 3, Mf * Lm * (2 * 4 * Q * n * H + 4 * Q * n));
       expect(e, "expt_tp", "reduce_scatter", Mf * Lm * 3, Mf * Lm * (2 * 4 * Q * n * H + 4 * Q * n));
     } else {
