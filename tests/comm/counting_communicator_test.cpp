@@ -28,5 +28,29 @@ TEST(CountingCommunicator, TalliesCallsAndPayloadBytes) {
   EXPECT_TRUE(c.tally().empty());
 }
 
+// Sub-groups (a Mesh's "tp", "dp_cp", ...) tally into the same store under their own names, and
+// splits of splits too; reset clears them all.
+TEST(CountingCommunicator, CountsSubGroupsUnderTheirNames) {
+  const std::unique_ptr<Communicator> self = make_self_communicator("world");
+  CountingCommunicator world(*self);
+  std::unique_ptr<Communicator> tp = world.split(0, 0, "tp");
+  std::unique_ptr<Communicator> inner = tp->split(0, 0, "ep");
+  Tensor x = Tensor::full({4}, 1.f), y = Tensor::empty({4});
+  world.all_reduce(x.view(), ReduceOp::sum);
+  tp->all_reduce(x.view(), ReduceOp::sum);
+  tp->all_reduce(x.view(), ReduceOp::max);
+  inner->all_gather(x.view(), y.view());
+  EXPECT_EQ(tp->name(), "tp");
+  const auto& g = world.groups();
+  ASSERT_EQ(g.size(), 3u);
+  EXPECT_EQ(g.at("world").at("all_reduce").calls, 1);
+  EXPECT_EQ(g.at("tp").at("all_reduce").calls, 2);
+  EXPECT_EQ(g.at("tp").at("all_reduce").bytes, 32);
+  EXPECT_EQ(g.at("ep").at("all_gather").bytes, 16);
+  EXPECT_EQ(world.tally().size(), 1u);  // the world's own collectives only
+  world.reset();
+  for (const auto& [name, tally] : world.groups()) EXPECT_TRUE(tally.empty()) << name;
+}
+
 }  // namespace
 }  // namespace foundry

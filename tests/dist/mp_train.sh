@@ -4,7 +4,10 @@
 # losses (fp32, 1e-5 relative) and validation losses as one process with the same global batch
 # (the PP run with gradient buckets overlapped with the backward and every rank logging);
 # one process resumes the TP2 x EP2 checkpoint (resharded: checkpoints hold full tensors) and
-# 2 ranks with PP2 resume it too; unsupported settings are clear errors.
+# 2 ranks with PP2 resume it too; unsupported settings are clear errors; `foundry bench comm` counts
+# the bytes of every Mesh group's collectives equal to the layout's formula (TP2 + SP, PP2 with
+# tied embeddings, EP2 and TP2 x EP2 padded to capacity, EP2 with the allgather dispatcher) and
+# prints null for the routing-dependent all-to-all of dropless EP.
 # Usage: mp_train.sh FOUNDRY_BINARY MPIEXEC
 set -euo pipefail
 foundry="$1"
@@ -55,4 +58,29 @@ grep -q 'resumed from .*iter_0000007 at step 7' "$work/tpep.log" || fail "pp res
 if "$mpiexec" --allow-run-as-root --oversubscribe -np 2 "$foundry" train "${common[@]}" train.output_dir="$work/bad" \
   parallel.context_parallel_size=2 >"$work/bad.log" 2>&1; then fail "context parallelism was accepted"; fi
 grep -q 'parallel.context_parallel_size = 2: not implemented yet' "$work/bad.log" || fail "unclear error: $(tail -3 "$work/bad.log")"
+# bench comm: bytes per (group, collective) and step equal the layout's formula on every rank.
+pad=(model.moe_expert_capacity_factor=1.0 model.moe_pad_expert_input_to_capacity=true)
+bench_comm() {  # bench_comm NAME GROUP... -- overrides...: matches_analytic and the groups present
+  local name="$1"; shift
+  local groups=()
+  while [ "$1" != "--" ]; do groups+=("$1"); shift; done
+  shift
+  timeout 120 "$mpiexec" --allow-run-as-root --oversubscribe -np 4 "$foundry" bench comm "${common[@]:0:15}" \
+    --steps 1 "$@" >"$work/$name.json" 2>&1 || fail "bench comm $name: $(tail -3 "$work/$name.json")"
+  grep -q '"matches_analytic":true' "$work/$name.json" || fail "bench comm $name disagrees: $(cat "$work/$name.json")"
+  for g in "${groups[@]}"; do
+    grep -q "\"$g\":{" "$work/$name.json" || fail "bench comm $name: no '$g' group: $(cat "$work/$name.json")"
+  done
+}
+bench_comm tpsp tp expt_tp dp_cp expt_dp tp_dp_cp world -- parallel.tensor_model_parallel_size=2 \
+  parallel.sequence_parallel=true "${pad[@]}"
+bench_comm pp pp embd dp_cp world -- parallel.pipeline_model_parallel_size=2 model.share_embeddings_and_output_weights=true
+bench_comm ep ep dp_cp expt_dp -- parallel.expert_model_parallel_size=2 "${pad[@]}"
+bench_comm tpep tp ep expt_tp dp_cp tp_dp_cp -- parallel.tensor_model_parallel_size=2 parallel.sequence_parallel=true \
+  parallel.expert_model_parallel_size=2 "${pad[@]}"
+bench_comm epag ep -- parallel.expert_model_parallel_size=2 model.moe_token_dispatcher_type=allgather
+bench_comm epdropless ep -- parallel.expert_model_parallel_size=2
+grep -q '"all_to_all_v":{"analytic_bytes_per_step":null' "$work/epdropless.json" ||
+  fail "bench comm: dropless all-to-all bytes should have no formula: $(cat "$work/epdropless.json")"
+! grep -q ':null' "$work/tpep.json" || fail "bench comm: padded TP2 x EP2 left a byte count without formula"
 echo "mp_train: all checks passed"

@@ -1,11 +1,27 @@
 #include "foundry/comm/counting_communicator.h"
 
+#include "foundry/core/check.h"
+
 namespace foundry {
 
-CountingCommunicator::CountingCommunicator(Communicator& inner) : inner_(inner) {}
+CountingCommunicator::CountingCommunicator(Communicator& inner)
+    : inner_(inner), store_(std::make_shared<GroupTally>()), group_(inner.name()) {
+  (*store_)[group_];
+}
+
+CountingCommunicator::CountingCommunicator(std::unique_ptr<Communicator> inner, std::shared_ptr<GroupTally> store,
+                                           std::string group)
+    : owned_(std::move(inner)), inner_(*owned_), store_(std::move(store)), group_(std::move(group)) {
+  FOUNDRY_CHECK(store_ != nullptr, "CountingCommunicator '{}': no tally store", group_);
+  (*store_)[group_];
+}
+
+void CountingCommunicator::reset() {
+  for (auto& [group, tally] : *store_) tally.clear();
+}
 
 void CountingCommunicator::add(const std::string& what, double bytes, double bus_bytes) {
-  CollectiveTally& t = tally_[what];
+  CollectiveTally& t = (*store_)[group_][what];
   ++t.calls;
   t.bytes += bytes;
   t.bus_bytes += bus_bytes;
@@ -87,7 +103,7 @@ std::unique_ptr<Request> CountingCommunicator::recv_async(TensorView x, int peer
 }
 
 std::unique_ptr<Communicator> CountingCommunicator::split(int color, int key, const std::string& name) {
-  return inner_.split(color, key, name);  // sub-groups are not counted
+  return std::make_unique<CountingCommunicator>(inner_.split(color, key, name), store_, name);
 }
 
 }  // namespace foundry

@@ -7,6 +7,11 @@
 // plus the bytes a ring implementation moves through each rank's link ("bus bytes", the NCCL
 // tests convention, n = group size): all_reduce 2 (n-1)/n x bytes, reduce_scatter and all_gather
 // (n-1)/n x bytes, all_to_all_v the bytes sent to other ranks, point-to-point the bytes.
+// Sub-groups are counted too: `split` returns a CountingCommunicator around the inner split that
+// tallies into the same store under its group name (the Mesh names its groups "tp", "dp_cp",
+// "ep", "expt_dp", "pp", "embd", ...: comm/mesh.h), so `groups()` reports per (group, collective)
+// for this communicator (under its own name, "world" for the world) and every group split from it.
+// Groups of the same name on one rank share a tally. reset() clears every group's tally.
 #pragma once
 
 #include <map>
@@ -25,10 +30,17 @@ struct CollectiveTally {
 
 class CountingCommunicator final : public Communicator {
  public:
-  explicit CountingCommunicator(Communicator& inner);
+  using Tally = std::map<std::string, CollectiveTally>;  // collective -> tally
+  using GroupTally = std::map<std::string, Tally>;       // group name -> its collectives
 
-  const std::map<std::string, CollectiveTally>& tally() const { return tally_; }
-  void reset() { tally_.clear(); }
+  explicit CountingCommunicator(Communicator& inner);
+  // A sub-group: owns its inner communicator, tallies into `store` under `group`.
+  CountingCommunicator(std::unique_ptr<Communicator> inner, std::shared_ptr<GroupTally> store, std::string group);
+
+  const Tally& tally() const { return store_->at(group_); }  // this group's collectives
+  const GroupTally& groups() const { return *store_; }        // this group's and every sub-group's
+  const std::string& group() const { return group_; }
+  void reset();
 
   int rank() const override { return inner_.rank(); }
   int size() const override { return inner_.size(); }
@@ -54,8 +66,10 @@ class CountingCommunicator final : public Communicator {
  private:
   void add(const std::string& what, double bytes, double bus_bytes);
   double ring(double bytes) const { return size() > 1 ? bytes * (size() - 1) / size() : 0.0; }
+  std::unique_ptr<Communicator> owned_;  // a sub-group's inner communicator
   Communicator& inner_;
-  std::map<std::string, CollectiveTally> tally_;
+  std::shared_ptr<GroupTally> store_;
+  std::string group_;
 };
 
 }  // namespace foundry
