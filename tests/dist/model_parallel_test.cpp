@@ -1,6 +1,6 @@
 // Model parallelism end to end (run by mpirun with 2, 4 and 8 ranks): for each layout of the issue
 // (TP2 with SP, EP2 and EP4 with both token dispatchers, ETP2, PP2 with 1F1B, PP2 with 2 virtual
-// stages, TP2 x EP2 folded, PP2 x TP2 x EP2; tied embeddings over pipeline stages; gradient buckets
+// stages, PP2 with uneven stages, TP2 x EP2 folded, PP2 x TP2 x EP2; tied embeddings over pipeline stages; gradient buckets
 // overlapped with the backward), five train_steps of a small MoE, each data-parallel
 // rank on its share of every global batch, give the same losses, gradient norms and routing
 // statistics as one process running the whole global batch (computed on every rank), and every
@@ -130,6 +130,11 @@ TEST(ModelParallel, EP4Allgather) { check_layout({config(1, 4, 1), "allgather"})
 TEST(ModelParallel, ETP2) { check_layout({config(1, 1, 1, 2)}); }
 TEST(ModelParallel, PP2OneFOneB) { check_layout({config(1, 1, 2)}); }
 TEST(ModelParallel, PP2TwoVirtualStages) { check_layout({config(1, 1, 2, 0, 2)}); }
+TEST(ModelParallel, PP2UnevenStages) {  // 1 layer on the first stage, 3 on the last
+  ParallelConfig p = config(1, 1, 2);
+  p.decoder_first_pipeline_num_layers = 1;
+  check_layout({p});
+}
 TEST(ModelParallel, PP2TiedEmbeddings) { check_layout({config(1, 1, 2)}, true); }
 TEST(ModelParallel, PP2TP2TiedEmbeddings) { check_layout({config(2, 1, 2)}, true); }
 TEST(ModelParallel, TP2EP2Folded) { check_layout({config(2, 2, 1)}); }

@@ -71,9 +71,26 @@ TEST(ParallelChecks, Errors) {
   expect_error(moe(), {.tensor_model_parallel_size = 2, .expert_model_parallel_size = 2}, 4,
                {"parallel.sequence_parallel=true", "expert_model_parallel_size (2)", "tensor_model_parallel_size (2)"});
   expect_error(moe(), {.pipeline_model_parallel_size = 3}, 3,
-               {"model.num_layers (4)", "pipeline_model_parallel_size (3)", "uneven first/last stages"});
+               {"model.num_layers (4)", "pipeline_model_parallel_size (3)", "decoder_first/last_pipeline_num_layers"});
   expect_error(moe(), {.pipeline_model_parallel_size = 2, .virtual_pipeline_model_parallel_size = 4}, 2,
-               {"model.num_layers (4)", "virtual_pipeline_model_parallel_size (4) = 8"});
+               {"model.num_layers (4)", "virtual_pipeline_model_parallel_size (4)"});
+  // Uneven stages: 4 layers over 3 stages with 2 on the first; 1 + 1 left for the other two.
+  EXPECT_EQ(error_of(moe(), {.pipeline_model_parallel_size = 3, .decoder_first_pipeline_num_layers = 2}, 3),
+            "(no error)");
+  expect_error(moe(), {.pipeline_model_parallel_size = 3, .decoder_last_pipeline_num_layers = 1}, 3,
+               {"model.num_layers (4)", "leaves 3 layers", "2 pipeline stages"});
+  expect_error(moe(), {.pipeline_model_parallel_size = 2, .virtual_pipeline_model_parallel_size = 2,
+                       .decoder_first_pipeline_num_layers = 1}, 2, {"virtual pipeline stages are not supported yet"});
+}
+
+TEST(ParallelChecks, UnevenPipelineStages) {  // Megatron's get_num_layers_to_build
+  EXPECT_EQ(pipeline_stage_layers(8, 4, 1), (std::vector<int64_t>{2, 2, 2, 2}));
+  EXPECT_EQ(pipeline_stage_layers(8, 2, 2), (std::vector<int64_t>{2, 2, 2, 2}));
+  EXPECT_EQ(pipeline_stage_layers(7, 3, 1, 1), (std::vector<int64_t>{1, 3, 3}));
+  EXPECT_EQ(pipeline_stage_layers(7, 3, 1, 0, 3), (std::vector<int64_t>{2, 2, 3}));
+  EXPECT_EQ(pipeline_stage_layers(10, 4, 1, 1, 3), (std::vector<int64_t>{1, 3, 3, 3}));
+  EXPECT_EQ(pipeline_stage_layers(4, 2, 1, 1, 3), (std::vector<int64_t>{1, 3}));
+  EXPECT_THROW(pipeline_stage_layers(5, 2, 1, 1, 3), Error);
 }
 
 TEST(ParallelChecks, SequenceLength) {

@@ -147,7 +147,7 @@ int RankGenerator::index(int rank, const std::string& dim) const {
 
 // ---- MeshLayout ------------------------------------------------------------------------------
 
-MeshLayout::MeshLayout(const ParallelConfig& cfg, int world_size) : world_(world_size) {
+MeshLayout::MeshLayout(const ParallelConfig& cfg, int world_size) : cfg_(cfg), world_(world_size) {
   FOUNDRY_CHECK(world_size >= 1, "mesh: world size {} must be >= 1", world_size);
   auto size = [&](int64_t v, const char* key, int64_t min) {
     FOUNDRY_CHECK(v >= min, "parallel.{} is {}; it must be >= {}", key, v, min);

@@ -60,6 +60,10 @@ struct ParallelConfig {  // the `parallel:` section; names as Megatron's argumen
   int64_t expert_tensor_parallel_size = 0;           // 0: tensor_model_parallel_size
   int64_t pipeline_model_parallel_size = 1;
   int64_t virtual_pipeline_model_parallel_size = 0;  // 0: no interleaving
+  // Uneven pipeline stages (Megatron's --decoder-first/last-pipeline-num-layers): the first / last
+  // stage's layer count, the other stages share the rest evenly. 0: even split.
+  int64_t decoder_first_pipeline_num_layers = 0;
+  int64_t decoder_last_pipeline_num_layers = 0;
   bool sequence_parallel = false;
   std::string order = "tp-cp-ep-dp-pp";
 };
@@ -123,6 +127,7 @@ class MeshLayout {
   int edp() const { return edp_; }
   bool sequence_parallel() const { return sequence_parallel_; }  // cfg flag and TP > 1
   const std::string& order() const { return order_; }
+  const ParallelConfig& config() const { return cfg_; }
   const RankGenerator& attention() const { return attn_; }
   const RankGenerator& expert() const { return expt_; }
 
@@ -141,6 +146,7 @@ class MeshLayout {
   static int idx(MeshGroup g) { return static_cast<int>(g); }
   int check_rank(int rank) const;
 
+  ParallelConfig cfg_;
   int world_, tp_, cp_, dp_, pp_, vpp_, ep_, etp_, edp_;
   bool sequence_parallel_;
   std::string order_;

@@ -252,6 +252,8 @@ const std::map<std::string, std::map<std::string, Field>>& fields() {
     pk("expert_tensor_parallel_size", &ParallelConfig::expert_tensor_parallel_size, "integer");
     pk("pipeline_model_parallel_size", &ParallelConfig::pipeline_model_parallel_size, "integer");
     pk("virtual_pipeline_model_parallel_size", &ParallelConfig::virtual_pipeline_model_parallel_size, "integer");
+    pk("decoder_first_pipeline_num_layers", &ParallelConfig::decoder_first_pipeline_num_layers, "integer");
+    pk("decoder_last_pipeline_num_layers", &ParallelConfig::decoder_last_pipeline_num_layers, "integer");
     pk("sequence_parallel", &ParallelConfig::sequence_parallel, "boolean");
     pk("order", &ParallelConfig::order, "string");
     return t;

@@ -36,12 +36,8 @@ void check_model_parallel(const GPTConfig& m, const MeshLayout& l) {
                   "parallel.expert_model_parallel_size ({}) and parallel.tensor_model_parallel_size ({}) are "
                   "both > 1, which needs parallel.sequence_parallel=true (Megatron)", ep, tp);
   }
-  const int64_t chunks = pp * std::max<int64_t>(vpp, 1);
-  FOUNDRY_CHECK(m.num_layers % chunks == 0,
-                "model.num_layers ({}) is not divisible by parallel.pipeline_model_parallel_size ({}) x "
-                "parallel.virtual_pipeline_model_parallel_size ({}) = {} (layers are split evenly over "
-                "pipeline stages; uneven first/last stages are not supported yet)",
-                m.num_layers, pp, std::max<int64_t>(vpp, 1), chunks);
+  pipeline_stage_layers(m.num_layers, static_cast<int>(pp), static_cast<int>(std::max<int64_t>(vpp, 1)),
+                        l.config().decoder_first_pipeline_num_layers, l.config().decoder_last_pipeline_num_layers);
 }
 
 void check_sequence_parallel(int64_t seq_length, const MeshLayout& l) {
@@ -83,6 +79,8 @@ ModelParallel model_parallel_of(const Mesh& mesh, const std::string& moe_token_d
   mp.pp_rank = mesh.pp().rank();
   mp.pp_size = mesh.pp().size();
   mp.virtual_stages = std::max(layout.vpp(), 1);
+  mp.first_stage_layers = layout.config().decoder_first_pipeline_num_layers;
+  mp.last_stage_layers = layout.config().decoder_last_pipeline_num_layers;
   mp.dp = &mesh.dp_cp();
   mp.expt_dp = &mesh.expt_dp();
   mp.tp_dp_cp = &mesh.tp_dp_cp();

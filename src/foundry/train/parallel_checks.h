@@ -8,7 +8,9 @@
 //   model.num_moe_experts        % EP == 0    (E / EP local experts per rank)
 //   model.moe_ffn_hidden_size    % ETP == 0   (expert GEMMs split over the expt_tp group)
 //   model.num_layers % (PP * max(VPP, 1)) == 0 (Megatron's even split over pipeline stages and virtual
-//                                               chunks; uneven first/last stages are not supported yet)
+//                                               chunks), or with decoder_first/last_pipeline_num_layers
+//                                               the rest divisible by the other stages
+//                                               (models/gpt pipeline_stage_layers)
 //   MoE with EP > 1 and TP > 1 needs parallel.sequence_parallel (Megatron's TransformerConfig)
 //   train.seq_length % (2 * CP) == 0 when CP > 1 (load-balanced context-parallel chunks), and
 //   (seq_length / CP) % TP == 0 with sequence parallelism.

@@ -100,14 +100,39 @@ struct StageLayout {
   bool first, last;
 };
 StageLayout stage_layers(const GPTConfig& c, const ModelParallel& mp, int chunk) {
-  const int64_t stages = static_cast<int64_t>(mp.pp_size) * mp.virtual_stages;
-  FOUNDRY_CHECK(c.num_layers % stages == 0,
-                "model.num_layers {} is not divisible by the pipeline stages (pipeline_model_parallel_size {} x "
-                "virtual stages {})", c.num_layers, mp.pp_size, mp.virtual_stages);
-  const int64_t s = static_cast<int64_t>(chunk) * mp.pp_size + mp.pp_rank, n = c.num_layers / stages;
-  return {s * n, (s + 1) * n, s == 0, s == stages - 1};
+  const std::vector<int64_t> n =
+      pipeline_stage_layers(c.num_layers, mp.pp_size, mp.virtual_stages, mp.first_stage_layers, mp.last_stage_layers);
+  const size_t s = static_cast<size_t>(chunk) * static_cast<size_t>(mp.pp_size) + static_cast<size_t>(mp.pp_rank);
+  int64_t begin = 0;
+  for (size_t i = 0; i < s; ++i) begin += n[i];
+  return {begin, begin + n[s], s == 0, s + 1 == n.size()};
 }
 }  // namespace
+
+std::vector<int64_t> pipeline_stage_layers(int64_t L, int pp, int vpp, int64_t first, int64_t last) {
+  const int64_t stages = static_cast<int64_t>(pp) * vpp;
+  if (first == 0 && last == 0) {
+    FOUNDRY_CHECK(L % stages == 0,
+                  "model.num_layers ({}) is not divisible by parallel.pipeline_model_parallel_size ({}) x "
+                  "parallel.virtual_pipeline_model_parallel_size ({}) (layers are split evenly; "
+                  "parallel.decoder_first/last_pipeline_num_layers make the first / last stage uneven)",
+                  L, pp, vpp);
+    return std::vector<int64_t>(static_cast<size_t>(stages), L / stages);
+  }
+  FOUNDRY_CHECK(vpp == 1, "parallel.decoder_first/last_pipeline_num_layers with virtual pipeline stages are not "
+                "supported yet (set parallel.virtual_pipeline_model_parallel_size to 0)");
+  FOUNDRY_CHECK(first >= 0 && last >= 0, "parallel.decoder_first/last_pipeline_num_layers must be >= 0");
+  FOUNDRY_CHECK(pp > 1, "parallel.decoder_first/last_pipeline_num_layers need pipeline_model_parallel_size > 1");
+  const int64_t middle = pp - (first > 0) - (last > 0), rest = L - first - last;
+  FOUNDRY_CHECK(rest >= 0 && (middle == 0 ? rest == 0 : rest % middle == 0 && rest / middle > 0),
+                "model.num_layers ({}) minus parallel.decoder_first_pipeline_num_layers ({}) and "
+                "decoder_last_pipeline_num_layers ({}) leaves {} layers, which do not split evenly over the other "
+                "{} pipeline stages", L, first, last, rest, middle);
+  std::vector<int64_t> n(static_cast<size_t>(pp), middle > 0 ? rest / middle : 0);
+  if (first > 0) n.front() = first;
+  if (last > 0) n.back() = last;
+  return n;
+}
 
 GPTModel::GPTModel(const GPTConfig& config, uint64_t seed, const ModelParallel& mp)
     : cfg_(resolve_gpt_config(config)),

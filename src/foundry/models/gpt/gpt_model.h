@@ -89,6 +89,12 @@ GPTConfig resolve_gpt_config(GPTConfig c, bool require_vocab = true);
 // The router settings of a resolved config's MoE layers.
 RouterConfig moe_router_config(const GPTConfig& c);
 
+// Layers per global pipeline stage (P x V stages, stage v P + r = chunk v of pipeline rank r):
+// L / (P V) each (Megatron's even split), or with first / last > 0 (Megatron's
+// decoder_first/last_pipeline_num_layers; one virtual stage only) the first / last stage that
+// many and the other stages the rest evenly. Errors name the parallel.* keys.
+std::vector<int64_t> pipeline_stage_layers(int64_t num_layers, int pp, int vpp, int64_t first = 0, int64_t last = 0);
+
 // Parameter counts of a resolved config, without building the model: every parameter, and those
 // one token uses (MoE layers: the router, topk routed experts and the shared experts). Equal to
 // GPTModel::params().numel() for `total`.
@@ -117,6 +123,8 @@ struct ModelParallel {
   std::string moe_token_dispatcher_type;  // "": the config's model.moe_token_dispatcher_type
   int pp_rank = 0, pp_size = 1;     // pipeline stage of this rank
   int virtual_stages = 1;           // model chunks per pipeline rank (interleaved schedule)
+  int64_t first_stage_layers = 0;   // uneven stages (pipeline_stage_layers); 0: even split
+  int64_t last_stage_layers = 0;
   // Reductions of a training step (train_step): dense gradients and losses over dp (Megatron's
   // dp_cp group), expert gradients over expt_dp, expert-bias token counts over tp_dp_cp, the
   // gradient norm and the pipeline's loss over `all` (every rank of the model: the world).
