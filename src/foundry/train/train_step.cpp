@@ -82,6 +82,8 @@ class GPTChunk final : public PipelineChunk {
     if (ctx_.training) dlogits_[static_cast<size_t>(m)] = out;
     return Tensor();
   }
+  const std::vector<double>& losses() const { return losses_; }  // per microbatch; 0 off the last stage
+
   Tensor backward(int m, const Tensor& doutput) override {
     const size_t i = static_cast<size_t>(m);
     const Batch& b = mbs_[i];
@@ -105,8 +107,6 @@ class GPTChunk final : public PipelineChunk {
   std::vector<GPTModel::Saved> saved_;
   std::vector<Tensor> dlogits_;
   GPTModel::GradReadyHook last_hook_;
-
- public:
   std::vector<double> losses_ = std::vector<double>(mbs_.size(), 0.0);  // per microbatch (last stage)
 };
 
@@ -257,7 +257,7 @@ std::vector<double> eval_losses(Context& train_ctx, const GPTModel& model, std::
                 .forward_only = true});
   std::vector<double> sum(mbs.size(), 0.0);
   for (const auto& c : chunks)
-    for (size_t i = 0; i < sum.size(); ++i) sum[i] += c->losses_[i];
+    for (size_t i = 0; i < sum.size(); ++i) sum[i] += c->losses()[i];
   for (size_t i = 0; i < batches.size(); ++i) out.push_back(mp.pp->all_reduce_sum(sum[i]));  // f64
   return out;
 }
