@@ -20,18 +20,21 @@ bool split_over(const ParamSpec& s, const std::string& group) {
 }
 }  // namespace
 
-bool owns_for_grad_norm(const GPTModel& model, int i) {
+bool counts_in_sharded_grad_norm(const GPTModel& model, int i) {
   const ModelParallel& mp = model.parallel();
   const ParamSpec& s = model.params().spec(i);
   if (model.holds_shared_embedding_copy() && i == model.shared_embedding_param()) return false;  // counted once
-  if (s.expert_local) {
-    Communicator* dp = mp.expt_dp ? mp.expt_dp : mp.dp;
-    return rank_in(dp) == 0 && (split_over(s, "etp") || rank_in(mp.etp) == 0);
-  }
-  return rank_in(mp.dp) == 0 && (split_over(s, "tp") || rank_in(mp.tp) == 0);
+  if (s.expert_local) return split_over(s, "etp") || rank_in(mp.etp) == 0;
+  return split_over(s, "tp") || rank_in(mp.tp) == 0;
 }
 
-GradClip finalize_model_grads(GPTModel& model, double max_norm, bool data_parallel_reduced) {
+bool owns_for_grad_norm(const GPTModel& model, int i) {
+  const ModelParallel& mp = model.parallel();
+  Communicator* dp = model.params().spec(i).expert_local && mp.expt_dp ? mp.expt_dp : mp.dp;
+  return rank_in(dp) == 0 && counts_in_sharded_grad_norm(model, i);
+}
+
+void sum_model_parallel_grads(GPTModel& model) {
   const ModelParallel& mp = model.parallel();
   ParamTable& table = model.params();
   // 1. tp_grad_sum parameters: packed, one all-reduce over tp.
@@ -60,6 +63,12 @@ GradClip finalize_model_grads(GPTModel& model, double max_norm, bool data_parall
   // Tied embeddings over pipeline stages: the first and last stage sum the shared weight's gradient.
   if (model.shared_embedding_param() >= 0 && mp.embd && mp.embd->size() > 1)
     mp.embd->all_reduce(table.param(model.shared_embedding_param()).grad);
+}
+
+GradClip finalize_model_grads(GPTModel& model, double max_norm, bool data_parallel_reduced) {
+  const ModelParallel& mp = model.parallel();
+  ParamTable& table = model.params();
+  sum_model_parallel_grads(model);
   // 2. data-parallel sums: dense over dp, experts over expt_dp.
   const TensorView dense = table.grad_buffer(ParamTable::Kind::dense);
   const TensorView expert = table.grad_buffer(ParamTable::Kind::expert);

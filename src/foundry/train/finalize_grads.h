@@ -30,5 +30,12 @@ GradClip finalize_model_grads(GPTModel& model, double max_norm, bool data_parall
 
 // Whether this rank counts parameter i in the global gradient norm (step 3 above).
 bool owns_for_grad_norm(const GPTModel& model, int i);
+// The same without the data-parallel condition (the distributed optimizer's gradient shards are
+// disjoint over the data-parallel ranks already): split over tp / etp or tp / etp rank 0, and
+// not the last stage's copy of a shared embedding.
+bool counts_in_sharded_grad_norm(const GPTModel& model, int i);
+// Step 1 alone (tp_grad_sum parameters over tp, the shared embedding over embd): what the
+// distributed optimizer's step needs before its reduce-scatter (the sums commute).
+void sum_model_parallel_grads(GPTModel& model);
 
 }  // namespace foundry
