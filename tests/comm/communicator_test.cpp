@@ -51,6 +51,12 @@ TEST(Communicator, SelfCollectivesAreIdentity) {
   const std::vector<int64_t> counts{7};
   c->all_gather_v(in, out, counts);
   EXPECT_EQ(values(out), values(in));
+  out.zero_();
+  c->reduce_scatter_v(in, out, counts);
+  EXPECT_EQ(values(out), values(in));
+  Tensor none = Tensor::zeros({0}, DType::i64);
+  const std::vector<int64_t> zero{0};
+  c->reduce_scatter_v(none, none, zero);  // an empty chunk
 
   // all_to_all_v honours offsets: in[2, 5) -> out[1, 4).
   out = filled(DType::i64, 6, [](int64_t) { return -1; });
@@ -83,6 +89,13 @@ TEST(Communicator, SelfErrorsNameTheCollectiveAndGroup) {
   EXPECT_NE(error_of([&] { c->broadcast(a, 1); }).find("root 1 out of range"), std::string::npos);
   const std::vector<int64_t> counts{3};
   EXPECT_NE(error_of([&] { c->all_gather_v(a, a, counts); }).find("counts[0] = 3"), std::string::npos);
+  EXPECT_NE(error_of([&] { c->reduce_scatter_v(a, a, counts); }).find("reduce_scatter_v on group 'ep': counts sum "
+                                                                   "to 3 but input"), std::string::npos);
+  EXPECT_NE(error_of([&] { c->reduce_scatter_v(b, a, counts); }).find("counts[0] = 3 but this rank's output"),
+            std::string::npos);
+  const std::vector<int64_t> two{1, 2};
+  EXPECT_NE(error_of([&] { c->reduce_scatter_v(b, b, two); }).find("2 counts for a group of size 1"),
+            std::string::npos);
   const std::vector<int64_t> sc{3}, so{2}, rc{3}, ro{0};
   EXPECT_NE(error_of([&] { c->all_to_all_v(a, sc, so, a, rc, ro); }).find("send block for rank 0"),
             std::string::npos);

@@ -15,12 +15,17 @@ TEST(CountingCommunicator, TalliesCallsAndPayloadBytes) {
   c.all_reduce(x.view(), ReduceOp::max);
   c.reduce_scatter(x.view(), y.view());
   c.all_gather(x.view(), y.view());
+  const std::vector<int64_t> counts{10};
+  c.reduce_scatter_v(x.view(), y.view(), counts);
   EXPECT_EQ(c.all_reduce_sum(1.5), 1.5);  // an all_gather of 8 bytes
   EXPECT_TRUE(testing::allclose(y, x, 0, 0));
   const auto& t = c.tally();
   EXPECT_EQ(t.at("all_reduce").calls, 2);
   EXPECT_EQ(t.at("all_reduce").bytes, 80);
   EXPECT_EQ(t.at("reduce_scatter").bytes, 40);
+  EXPECT_EQ(t.at("reduce_scatter_v").calls, 1);
+  EXPECT_EQ(t.at("reduce_scatter_v").bytes, 40);
+  EXPECT_EQ(t.at("reduce_scatter_v").bus_bytes, 0);
   EXPECT_EQ(t.at("all_gather").calls, 2);
   EXPECT_EQ(t.at("all_gather").bytes, 48);
   EXPECT_EQ(t.at("all_reduce").bus_bytes, 0);

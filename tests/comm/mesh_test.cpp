@@ -361,6 +361,7 @@ class SimComm final : public Communicator {
   void all_reduce(TensorView, ReduceOp) override { no(); }
   void reduce_scatter(TensorView, TensorView) override { no(); }
   void all_gather(TensorView, TensorView) override { no(); }
+  void reduce_scatter_v(TensorView, TensorView, std::span<const int64_t>) override { no(); }
   void all_gather_v(TensorView, TensorView, std::span<const int64_t>) override { no(); }
   void all_to_all_v(TensorView, std::span<const int64_t>, std::span<const int64_t>, TensorView,
                     std::span<const int64_t>, std::span<const int64_t>) override { no(); }

@@ -81,6 +81,67 @@ TEST(Dist, ReduceScatter) {
   }
 }
 
+// Chunks of uneven length, zeros included: counts 2, 0, 3, 1, 2, 0, 3, 1 (n = 2: 2, 0).
+TEST(Dist, ReduceScatterVUnevenWithZeros) {
+  Communicator& w = world();
+  std::vector<int64_t> counts(w.size()), offset(w.size(), 0);
+  for (int r = 0; r < w.size(); ++r) counts[r] = (2 + 3 * r) % 4;
+  for (int r = 1; r < w.size(); ++r) offset[r] = offset[r - 1] + counts[r - 1];
+  const int64_t total = std::accumulate(counts.begin(), counts.end(), int64_t{0});
+  for (DType t : kAllDtypes) {
+    Tensor in = filled(t, total, [&](int64_t i) { return input(t, w.rank(), i); });
+    Tensor out = filled(t, counts[w.rank()], [](int64_t) { return 7.0; });
+    w.reduce_scatter_v(in, out, counts);
+    std::vector<double> want(static_cast<size_t>(counts[w.rank()]), 0.0);
+    for (int64_t j = 0; j < counts[w.rank()]; ++j)
+      for (int r = 0; r < w.size(); ++r) want[j] += input(t, r, offset[w.rank()] + j);
+    EXPECT_EQ(values(out), want) << dtype_name(t);
+  }
+  // Equal counts: the same as reduce_scatter.
+  const int64_t n = 3;
+  const std::vector<int64_t> equal(w.size(), n);
+  Tensor in = filled(DType::f32, w.size() * n, [&](int64_t i) { return input(DType::f32, w.rank(), i); });
+  Tensor a = Tensor::zeros({n}), b = Tensor::zeros({n});
+  w.reduce_scatter_v(in, a, equal);
+  w.reduce_scatter(in, b);
+  EXPECT_EQ(values(a), values(b));
+}
+
+// Local argument errors throw before any communication (every rank makes the same mistakes).
+TEST(Dist, ReduceScatterVWrongSizesThrow) {
+  Communicator& w = world();
+  std::vector<int64_t> counts(w.size(), 2);
+  Tensor in = Tensor::zeros({2 * w.size()}), out = Tensor::zeros({2});
+  std::string e = error_of([&] { w.reduce_scatter_v(Tensor::zeros({2 * w.size() + 1}), out, counts); });
+  EXPECT_NE(e.find("reduce_scatter_v on group 'world': counts sum to " + std::to_string(2 * w.size()) +
+                   " but input"), std::string::npos) << e;
+  e = error_of([&] { w.reduce_scatter_v(in, Tensor::zeros({3}), counts); });
+  EXPECT_NE(e.find("counts[" + std::to_string(w.rank()) + "] = 2 but this rank's output"), std::string::npos) << e;
+  const std::vector<int64_t> short_counts(w.size() - 1, 2);
+  e = error_of([&] { w.reduce_scatter_v(in, out, short_counts); });
+  EXPECT_NE(e.find(std::to_string(w.size() - 1) + " counts for a group of size"), std::string::npos) << e;
+  counts[0] = -1;
+  counts[w.size() - 1] += 3;
+  e = error_of([&] { w.reduce_scatter_v(Tensor::zeros({2 * w.size() + 2}), out, counts); });
+  EXPECT_NE(e.find("counts[0] = -1 is negative"), std::string::npos) << e;
+  e = error_of([&] { w.reduce_scatter_v(in, Tensor::zeros({2}, DType::i32), std::vector<int64_t>(w.size(), 2)); });
+  EXPECT_NE(e.find("differ in dtype"), std::string::npos) << e;
+  e = error_of([&] {
+    w.reduce_scatter_v(Tensor::zeros({2 * w.size()}, DType::boolean), Tensor::zeros({2}, DType::boolean),
+                       std::vector<int64_t>(w.size(), 2));
+  });
+  EXPECT_NE(e.find("reduce_scatter_v on group 'world': cannot reduce"), std::string::npos) << e;
+  // Counts beyond MPI's int: only checked locally, the data is never touched.
+  Tensor a = Tensor::zeros({4});
+  std::vector<int64_t> huge(w.size(), 0);
+  huge[0] = int64_t{1} << 31;
+  TensorView big{a.data(), DType::f32, Shape{int64_t{1} << 31}, Device::cpu()};
+  TensorView mine{a.data(), DType::f32, Shape{huge[w.rank()]}, Device::cpu()};
+  e = error_of([&] { w.reduce_scatter_v(big, mine, huge); });
+  EXPECT_NE(e.find("exceeds MPI's int count limit"), std::string::npos) << e;
+  w.barrier();
+}
+
 TEST(Dist, AllGather) {
   Communicator& w = world();
   const int64_t n = 3;

@@ -50,6 +50,7 @@ class ThreadComm final : public Communicator {
     g_.sync.arrive_and_wait();
   }
   [[noreturn]] static void no() { FOUNDRY_FAIL("ThreadComm: not simulated"); }
+  void reduce_scatter_v(TensorView, TensorView, std::span<const int64_t>) override { no(); }
   void all_gather_v(TensorView, TensorView, std::span<const int64_t>) override { no(); }
   void all_to_all_v(TensorView, std::span<const int64_t>, std::span<const int64_t>, TensorView,
                     std::span<const int64_t>, std::span<const int64_t>) override { no(); }

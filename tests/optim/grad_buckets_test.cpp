@@ -174,6 +174,7 @@ class RecordingComm final : public Communicator {
   }
   void reduce_scatter(TensorView, TensorView) override { unused(); }
   void all_gather(TensorView, TensorView) override { unused(); }
+  void reduce_scatter_v(TensorView, TensorView, std::span<const int64_t>) override { unused(); }
   void all_gather_v(TensorView, TensorView, std::span<const int64_t>) override { unused(); }
   void all_to_all_v(TensorView, std::span<const int64_t>, std::span<const int64_t>, TensorView,
                     std::span<const int64_t>, std::span<const int64_t>) override { unused(); }

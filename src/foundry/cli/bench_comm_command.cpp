@@ -2,7 +2,7 @@
 // step of the recipe's parallel layout (run it under mpirun), counted by a CountingCommunicator
 // around the world (and, through its split, around every Mesh group), next to the analytic
 // formula for the layout. Payload bytes per step and rank as counted (comm/counting_communicator.h:
-// all_reduce / broadcast / send / recv the tensor, reduce_scatter the input, all_gather(_v) the
+// all_reduce / broadcast / send / recv the tensor, reduce_scatter(_v) the input, all_gather(_v) the
 // output, all_to_all_v what this rank sends); all_reduce_sum of a double is an all_gather of 8
 // bytes per rank of its group (n = the group's size below).
 //
@@ -49,11 +49,11 @@
 //                probs 4 EP Tl E; backward: the output gradient 4 EP Tl H) and reduce_scatter 3 calls
 //                (combine 4 EP Tl H; backward: x 4 EP Tl H, probs 4 EP Tl E): independent of the routing
 //   expt_tp (ETP > 1), per MoE layer, per microbatch x M (moe/expert_tensor_parallel.cpp), El = E / EP,
-//     n rows per etp rank: El x EP x C with padding to capacity, Tl k dropless without EP (every
-//     selection is a row), else routing-dependent (null; the reduce-scatter then pads every etp
-//     rank's rows to the largest count):
-//     all_gather 1 call of 8 ETP El (counts); all_gather_v 3 calls, reduce_scatter 3 calls, each
-//     2 x 4 ETP n H + 4 ETP n (rows and probs forward / row gradients and dx, dprobs backward)
+//     n_q rows on etp rank q: El x EP x C with padding to capacity, Tl k dropless without EP
+//     (every selection is a row), else routing-dependent (null); N = sum_q n_q (ETP n when equal):
+//     all_gather 1 call of 8 ETP El (counts); all_gather_v 3 calls, reduce_scatter_v 3 calls (per
+//     rank counts n_q, no padding), each 2 x 4 N H + 4 N (rows and probs forward / row gradients
+//     and dx, dprobs backward)
 //   tp_dp_cp (size g > 1), per MoE layer: the step's routing statistics (train_step.cpp): all_reduce
 //     8 (E + 2) and 2 all_gathers of 8 g; with the expert bias an all_reduce of 4 E; with
 //     global_aux_loss an all_reduce of 4 (E + 1) per microbatch
@@ -237,12 +237,12 @@ Expected model_parallel_formula(const GPTConfig& c, const TrainConfig& t, const 
     // EP, every one of the Tl k selections is a row.
     const bool dropless = c.moe_expert_capacity_factor == 0.f;
     if (padded || (dropless && ep == 1)) {
-      const double n = padded ? El * static_cast<double>(ep) * C : Tlf * k;
-      expect(e, "expt_tp", "all_gather_v", Mf * Lm * 3, Mf * Lm * (2 * 4 * Q * n * H + 4 * Q * n));
-      expect(e, "expt_tp", "reduce_scatter", Mf * Lm * 3, Mf * Lm * (2 * 4 * Q * n * H + 4 * Q * n));
+      const double N = Q * (padded ? El * static_cast<double>(ep) * C : Tlf * k);  // rows of the etp group
+      expect(e, "expt_tp", "all_gather_v", Mf * Lm * 3, Mf * Lm * (2 * 4 * N * H + 4 * N));
+      expect(e, "expt_tp", "reduce_scatter_v", Mf * Lm * 3, Mf * Lm * (2 * 4 * N * H + 4 * N));
     } else {
       expect_unknown_bytes(e, "expt_tp", "all_gather_v", Mf * Lm * 3);
-      expect_unknown_bytes(e, "expt_tp", "reduce_scatter", Mf * Lm * 3);
+      expect_unknown_bytes(e, "expt_tp", "reduce_scatter_v", Mf * Lm * 3);
     }
   }
   // tp_dp_cp

@@ -40,6 +40,32 @@ inline void check_reduce_scatter(std::string_view op, const Communicator& c, con
                 c.size() * out.numel());
 }
 
+// One count per rank, none negative; returns their sum.
+inline int64_t check_counts(std::string_view op, const Communicator& c, std::span<const int64_t> counts) {
+  FOUNDRY_CHECK(static_cast<int64_t>(counts.size()) == c.size(), "{} on group '{}': {} counts for a "
+                "group of size {}", op, c.name(), counts.size(), c.size());
+  int64_t total = 0;
+  for (size_t r = 0; r < counts.size(); ++r) {
+    FOUNDRY_CHECK(counts[r] >= 0, "{} on group '{}': counts[{}] = {} is negative", op, c.name(), r,
+                  counts[r]);
+    total += counts[r];
+  }
+  return total;
+}
+
+// reduce_scatter_v: in (sum_r counts[r]) rank after rank, out (counts[rank]).
+inline void check_reduce_scatter_v(std::string_view op, const Communicator& c, const TensorView& in,
+                                   const TensorView& out, std::span<const int64_t> counts) {
+  check_movable(op, c, in, "input");
+  check_movable(op, c, out, "output");
+  check_same_dtype(op, c, in, out);
+  const int64_t total = check_counts(op, c, counts);
+  FOUNDRY_CHECK(total == in.numel(), "{} on group '{}': counts sum to {} but input {} has {} elements",
+                op, c.name(), total, in.str(), in.numel());
+  FOUNDRY_CHECK(counts[c.rank()] == out.numel(), "{} on group '{}': counts[{}] = {} but this rank's "
+                "output {} has {} elements", op, c.name(), c.rank(), counts[c.rank()], out.str(), out.numel());
+}
+
 // all_gather: in (n), out (size * n).
 inline void check_all_gather(std::string_view op, const Communicator& c, const TensorView& in,
                              const TensorView& out) {
@@ -57,14 +83,7 @@ inline void check_all_gather_v(std::string_view op, const Communicator& c, const
   check_movable(op, c, in, "input");
   check_movable(op, c, out, "output");
   check_same_dtype(op, c, in, out);
-  FOUNDRY_CHECK(static_cast<int64_t>(counts.size()) == c.size(), "{} on group '{}': {} counts for a "
-                "group of size {}", op, c.name(), counts.size(), c.size());
-  int64_t total = 0;
-  for (size_t r = 0; r < counts.size(); ++r) {
-    FOUNDRY_CHECK(counts[r] >= 0, "{} on group '{}': counts[{}] = {} is negative", op, c.name(), r,
-                  counts[r]);
-    total += counts[r];
-  }
+  const int64_t total = check_counts(op, c, counts);
   FOUNDRY_CHECK(counts[c.rank()] == in.numel(), "{} on group '{}': counts[{}] = {} but this rank's "
                 "input {} has {} elements", op, c.name(), c.rank(), counts[c.rank()], in.str(), in.numel());
   FOUNDRY_CHECK(total == out.numel(), "{} on group '{}': counts sum to {} but output {} has {} elements",

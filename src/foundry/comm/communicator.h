@@ -7,6 +7,10 @@
 // Semantics (every rank of the group calls the same collective in the same order):
 //   all_reduce      x = op over ranks of x                          (in place)
 //   reduce_scatter  out = chunk `rank` of (sum over ranks of in)     in (size * n), out (n)
+//   reduce_scatter_v  the same with uneven chunks: in (sum_r counts[r]) holds rank r's chunk at
+//                   offset counts[0] + .. + counts[r-1]; out (counts[rank]) = the sum over ranks of
+//                   this rank's chunk (Megatron's reduce_scatter_to_sequence_parallel_region with
+//                   input_split_sizes)
 //   all_gather      out = concat over ranks of in                    in (n), out (size * n)
 //   all_gather_v    out = concat over ranks of in_r, counts[r] = numel of rank r's input
 //   all_to_all_v    rank r sends in[send_offsets[s] .. + send_counts[s]) to rank s and receives
@@ -45,6 +49,7 @@ class Communicator {
 
   virtual void all_reduce(TensorView x, ReduceOp op = ReduceOp::sum) = 0;
   virtual void reduce_scatter(TensorView in, TensorView out) = 0;  // sum
+  virtual void reduce_scatter_v(TensorView in, TensorView out, std::span<const int64_t> counts) = 0;  // sum
   virtual void all_gather(TensorView in, TensorView out) = 0;
   virtual void all_gather_v(TensorView in, TensorView out, std::span<const int64_t> counts) = 0;
   virtual void all_to_all_v(TensorView in, std::span<const int64_t> send_counts,

@@ -37,6 +37,11 @@ void CountingCommunicator::reduce_scatter(TensorView in, TensorView out) {
   inner_.reduce_scatter(in, out);
 }
 
+void CountingCommunicator::reduce_scatter_v(TensorView in, TensorView out, std::span<const int64_t> counts) {
+  add("reduce_scatter_v", static_cast<double>(in.nbytes()), static_cast<double>(in.nbytes() - out.nbytes()));
+  inner_.reduce_scatter_v(in, out, counts);
+}
+
 void CountingCommunicator::all_gather(TensorView in, TensorView out) {
   add("all_gather", static_cast<double>(out.nbytes()), ring(static_cast<double>(out.nbytes())));
   inner_.all_gather(in, out);

@@ -1,12 +1,14 @@
 // CountingCommunicator: forwards every collective to another communicator and tallies, per
 // collective, the calls and the payload bytes this rank hands to it (`foundry bench comm`):
 //   all_reduce, broadcast, send, recv     bytes of x
-//   reduce_scatter                        bytes of the input (size x chunk)
+//   reduce_scatter, reduce_scatter_v      bytes of the input (every rank's chunk)
 //   all_gather, all_gather_v              bytes of the output (every rank's part)
 //   all_to_all_v                          bytes this rank sends
 // plus the bytes a ring implementation moves through each rank's link ("bus bytes", the NCCL
 // tests convention, n = group size): all_reduce 2 (n-1)/n x bytes, reduce_scatter and all_gather
-// (n-1)/n x bytes, all_to_all_v the bytes sent to other ranks, point-to-point the bytes.
+// (n-1)/n x bytes, all_gather_v and reduce_scatter_v the other ranks' parts / chunks (bytes minus
+// this rank's; (n-1)/n x bytes when the counts are equal), all_to_all_v the bytes sent to other
+// ranks, point-to-point the bytes.
 // Sub-groups are counted too: `split` returns a CountingCommunicator around the inner split that
 // tallies into the same store under its group name (the Mesh names its groups "tp", "dp_cp",
 // "ep", "expt_dp", "pp", "embd", ...: comm/mesh.h), so `groups()` reports per (group, collective)
@@ -47,6 +49,7 @@ class CountingCommunicator final : public Communicator {
   std::string name() const override { return inner_.name(); }
   void all_reduce(TensorView x, ReduceOp op) override;
   void reduce_scatter(TensorView in, TensorView out) override;
+  void reduce_scatter_v(TensorView in, TensorView out, std::span<const int64_t> counts) override;
   void all_gather(TensorView in, TensorView out) override;
   void all_gather_v(TensorView in, TensorView out, std::span<const int64_t> counts) override;
   void all_to_all_v(TensorView in, std::span<const int64_t> send_counts, std::span<const int64_t> send_offsets,

@@ -1,6 +1,7 @@
 // MpiCommunicator (mpi_communicator.h): each collective is the MPI call of the same name
 // (MPI-3.1 standard, ch. 5 and 6):
 //   all_reduce      MPI_Allreduce(MPI_IN_PLACE)        reduce_scatter  MPI_Reduce_scatter_block (sum)
+//   reduce_scatter_v  MPI_Reduce_scatter (sum, recvcounts = counts)
 //   all_gather      MPI_Allgather                      all_gather_v    MPI_Allgatherv
 //   all_to_all_v    MPI_Alltoallv                      broadcast       MPI_Bcast
 //   send / recv     MPI_Send / MPI_Recv (received count checked)       split  MPI_Comm_split
@@ -228,6 +229,24 @@ void MpiCommunicator::reduce_scatter(TensorView in, TensorView out) {
   }
   std::vector<float> fin = widen(in), fout(static_cast<size_t>(n));
   CHECKED_MPI(MPI_Reduce_scatter_block, fin.data(), fout.data(), n, MPI_FLOAT, MPI_SUM, comm_->comm);
+  narrow(fout.data(), out);
+}
+
+void MpiCommunicator::reduce_scatter_v(TensorView in, TensorView out, std::span<const int64_t> counts) {
+  check_cpu("reduce_scatter_v", *this, in);
+  check_cpu("reduce_scatter_v", *this, out);
+  check_reduce_scatter_v("reduce_scatter_v", *this, in, out, counts);
+  check_reducible("reduce_scatter_v", *this, in);
+  to_count("reduce_scatter_v", *this, in.numel(), "numel(in) = sum(counts)");
+  std::vector<int> cnt(static_cast<size_t>(size_));  // MPI's recvcounts
+  for (int r = 0; r < size_; ++r)
+    cnt[static_cast<size_t>(r)] = to_count("reduce_scatter_v", *this, counts[r], fmt::format("counts[{}]", r));
+  if (reduces_natively(in.dtype)) {
+    CHECKED_MPI(MPI_Reduce_scatter, in.data, out.data, cnt.data(), payload_type(in.dtype), MPI_SUM, comm_->comm);
+    return;
+  }
+  std::vector<float> fin = widen(in), fout(static_cast<size_t>(out.numel()));
+  CHECKED_MPI(MPI_Reduce_scatter, fin.data(), fout.data(), cnt.data(), MPI_FLOAT, MPI_SUM, comm_->comm);
   narrow(fout.data(), out);
 }
 

@@ -34,6 +34,7 @@ class MpiCommunicator final : public Communicator {
 
   void all_reduce(TensorView x, ReduceOp op) override;
   void reduce_scatter(TensorView in, TensorView out) override;
+  void reduce_scatter_v(TensorView in, TensorView out, std::span<const int64_t> counts) override;
   void all_gather(TensorView in, TensorView out) override;
   void all_gather_v(TensorView in, TensorView out, std::span<const int64_t> counts) override;
   void all_to_all_v(TensorView in, std::span<const int64_t> send_counts,

@@ -3,6 +3,8 @@
 // ProcessGroupNCCL for the bootstrap, grouped all-to-all and the stream/event discipline):
 //   all_reduce      ncclAllReduce (in place)          reduce_scatter  ncclReduceScatter (sum)
 //   all_gather      ncclAllGather                     broadcast       ncclBroadcast (in place)
+//   reduce_scatter_v  ncclReduce of rank r's chunk to root r, for every r, in one ncclGroupStart/End
+//                   (NCCL has no reduce-scatter with uneven counts)
 //   all_gather_v    ncclSend to every peer + ncclRecv from every peer in one ncclGroupStart/End
 //                   (own block: a device copy)
 //   all_to_all_v    the same with per-peer (count, offset) blocks
@@ -352,6 +354,34 @@ void NcclCommunicator::all_reduce(TensorView x, ReduceOp op) {
 
 void NcclCommunicator::reduce_scatter(TensorView in, TensorView out) {
   start_reduce_scatter("reduce_scatter", *this, *state_, state_, in, out)->wait();
+}
+
+void NcclCommunicator::reduce_scatter_v(TensorView in, TensorView out, std::span<const int64_t> counts) {
+  check_device("reduce_scatter_v", *this, in, "input");
+  check_device("reduce_scatter_v", *this, out, "output");
+  check_reduce_scatter_v("reduce_scatter_v", *this, in, out, counts);
+  check_reducible("reduce_scatter_v", *this, in);
+  NcclState& s = *state_;
+  s.begin();
+  const ncclDataType_t t = payload_type(in.dtype);
+  s.check(ncclGroupStart(), "ncclGroupStart (reduce_scatter_v)");
+  ncclResult_t first = ncclSuccess;
+  int failed_root = -1;
+  int64_t offset = 0;
+  for (int r = 0; r < s.size && first == ncclSuccess; ++r) {
+    // recvbuff is used on the root only.
+    if (counts[r] > 0) {
+      first = ncclReduce(at(in, offset), out.data, static_cast<size_t>(counts[r]), t, ncclSum, r, s.comm, s.stream);
+      if (first != ncclSuccess) failed_root = r;
+    }
+    offset += counts[r];
+  }
+  const ncclResult_t end = ncclGroupEnd();  // closed even when a call in it failed
+  if (first != ncclSuccess)
+    s.check(first, fmt::format("ncclReduce (reduce_scatter_v, root {}, {} elements)", failed_root,
+                               counts[failed_root]));
+  s.check(end, "ncclGroupEnd (reduce_scatter_v)");
+  s.wait(nullptr, "reduce_scatter_v");
 }
 
 void NcclCommunicator::all_gather(TensorView in, TensorView out) {

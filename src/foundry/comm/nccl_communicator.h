@@ -53,6 +53,8 @@ class NcclCommunicator final : public Communicator {
   // Defaults as in Communicator (default arguments bind to the static type).
   void all_reduce(TensorView x, ReduceOp op = ReduceOp::sum) override;  // ncclAllReduce (in place)
   void reduce_scatter(TensorView in, TensorView out) override;          // ncclReduceScatter (sum)
+  // One ncclReduce per rank r (root r, counts[r] elements) in one ncclGroupStart/End.
+  void reduce_scatter_v(TensorView in, TensorView out, std::span<const int64_t> counts) override;
   void all_gather(TensorView in, TensorView out) override;              // ncclAllGather
   void all_gather_v(TensorView in, TensorView out, std::span<const int64_t> counts) override;
   void all_to_all_v(TensorView in, std::span<const int64_t> send_counts,

@@ -1,5 +1,5 @@
 // SelfCommunicator (self_communicator.h): collectives over a group of one rank.
-// With size 1: all_reduce(x) = x, reduce_scatter(in) = in, all_gather(in) = in, all_to_all_v moves
+// With size 1: all_reduce(x) = x, reduce_scatter(_v)(in) = in, all_gather(in) = in, all_to_all_v moves
 // in[send_offsets[0], + send_counts[0]) to out[recv_offsets[0], + recv_counts[0]).
 #include "foundry/comm/self_communicator.h"
 
@@ -35,6 +35,11 @@ void SelfCommunicator::all_reduce(TensorView x, ReduceOp) { check_movable("all_r
 void SelfCommunicator::reduce_scatter(TensorView in, TensorView out) {
   check_reduce_scatter("reduce_scatter", *this, in, out);
   copy_elements("reduce_scatter", *this, in, 0, out, 0, out.numel());
+}
+
+void SelfCommunicator::reduce_scatter_v(TensorView in, TensorView out, std::span<const int64_t> counts) {
+  check_reduce_scatter_v("reduce_scatter_v", *this, in, out, counts);
+  copy_elements("reduce_scatter_v", *this, in, 0, out, 0, out.numel());
 }
 
 void SelfCommunicator::all_gather(TensorView in, TensorView out) {

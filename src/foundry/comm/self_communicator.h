@@ -1,5 +1,5 @@
 // SelfCommunicator: a group of one rank (the world of a process started without mpirun). Every
-// collective over one rank is the identity: all_reduce and broadcast leave x as it is, reduce_scatter,
+// collective over one rank is the identity: all_reduce and broadcast leave x as it is, reduce_scatter(_v),
 // all_gather(_v) and all_to_all_v copy input to output (after the same argument checks as the MPI
 // communicator, so single-process runs catch shape bugs too). send/recv would address this rank
 // itself and are errors; split returns another group of one.
@@ -21,6 +21,7 @@ class SelfCommunicator final : public Communicator {
 
   void all_reduce(TensorView x, ReduceOp op) override;
   void reduce_scatter(TensorView in, TensorView out) override;
+  void reduce_scatter_v(TensorView in, TensorView out, std::span<const int64_t> counts) override;
   void all_gather(TensorView in, TensorView out) override;
   void all_gather_v(TensorView in, TensorView out, std::span<const int64_t> counts) override;
   void all_to_all_v(TensorView in, std::span<const int64_t> send_counts,

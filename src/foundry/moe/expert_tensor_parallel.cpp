@@ -1,6 +1,5 @@
 #include "foundry/moe/expert_tensor_parallel.h"
 
-#include <algorithm>
 #include <cstring>
 
 namespace foundry {
@@ -23,6 +22,14 @@ void reorder_chunks(const float* src, float* dst, const std::vector<int64_t>& co
       if (n > 0) std::memcpy(dst + to * W, src + from * W, static_cast<size_t>(n * W) * sizeof(float));
       o += n;
     }
+}
+
+// Elements of each etp rank's rows (N_q W): the all_gather_v / reduce_scatter_v counts.
+std::vector<int64_t> rank_numel(const std::vector<int64_t>& counts, int64_t Q, int64_t El, int64_t W) {
+  std::vector<int64_t> numel(static_cast<size_t>(Q), 0);
+  for (int64_t q = 0; q < Q; ++q)
+    for (int64_t l = 0; l < El; ++l) numel[static_cast<size_t>(q)] += counts[static_cast<size_t>(q * El + l)] * W;
+  return numel;
 }
 
 }  // namespace
@@ -61,9 +68,7 @@ Tensor ExpertTensorParallel::gather(Context& ctx, const Tensor& rows, const EtpH
                 "ExpertTensorParallel::gather '{}': rows {} (expected f32 ({}, W))", etp_.name(), rows.str(),
                 h.local_rows);
   const int64_t W = rows.size(1);
-  std::vector<int64_t> numel(static_cast<size_t>(Q), 0);  // elements of each etp rank's rows
-  for (int64_t q = 0; q < Q; ++q)
-    for (int64_t l = 0; l < El; ++l) numel[static_cast<size_t>(q)] += h.counts[static_cast<size_t>(q * El + l)] * W;
+  const std::vector<int64_t> numel = rank_numel(h.counts, Q, El, W);
   Tensor rank_major = Tensor::empty({h.gathered_rows, W}, DType::f32, ctx.device);
   etp_.all_gather_v(rows, rank_major, numel);
   Tensor out = Tensor::empty({h.gathered_rows, W}, DType::f32, ctx.device);
@@ -79,25 +84,10 @@ Tensor ExpertTensorParallel::scatter(Context& ctx, const Tensor& rows, const Etp
   const int64_t W = rows.size(1);
   Tensor rank_major = Tensor::empty({h.gathered_rows, W}, DType::f32, ctx.device);
   reorder_chunks(rows.ptr<float>(), rank_major.ptr<float>(), h.counts, Q, El, W, false);
-  // Rank q's rows into slot q of a (Q, N_max, W) buffer, zero-padded; reduce-scatter the slots.
-  std::vector<int64_t> n(static_cast<size_t>(Q), 0);
-  for (int64_t q = 0; q < Q; ++q)
-    for (int64_t l = 0; l < El; ++l) n[static_cast<size_t>(q)] += h.counts[static_cast<size_t>(q * El + l)];
-  const int64_t n_max = std::max<int64_t>(1, *std::max_element(n.begin(), n.end()));
-  Tensor padded = Tensor::zeros({Q * n_max, W}, DType::f32, ctx.device);
-  int64_t o = 0;
-  for (int64_t q = 0; q < Q; ++q) {
-    const int64_t nq = n[static_cast<size_t>(q)];
-    if (nq > 0)
-      std::memcpy(padded.ptr<float>() + q * n_max * W, rank_major.ptr<float>() + o * W,
-                  static_cast<size_t>(nq * W) * sizeof(float));
-    o += nq;
-  }
-  Tensor mine = Tensor::empty({n_max, W}, DType::f32, ctx.device);
-  etp_.reduce_scatter(padded, mine);
+  // Rank q's N_q rows are contiguous in (q, l) order: reduce-scatter with per-rank counts N_q W.
+  const std::vector<int64_t> numel = rank_numel(h.counts, Q, El, W);
   Tensor out = Tensor::empty({h.local_rows, W}, DType::f32, ctx.device);
-  if (h.local_rows > 0)
-    std::memcpy(out.ptr<float>(), mine.ptr<float>(), static_cast<size_t>(h.local_rows * W) * sizeof(float));
+  etp_.reduce_scatter_v(rank_major, out, numel);
   return out;
 }
 

@@ -9,9 +9,9 @@
 //            (l, q) order, so each local expert's rows are contiguous:
 //            tokens_per_expert[l] = sum_q c_q[l]; every etp rank then computes its F/Q slice of
 //            every row of the group (a partial output of each row)
-//   scatter: the inverse order (l, q) -> (q, l), then a reduce-scatter (sum over etp of the
-//            partial outputs; rank q keeps its own N_q rows; the ranks' chunks are zero-padded to
-//            max_q N_q for the fixed-size reduce-scatter)
+//   scatter: the inverse order (l, q) -> (q, l), then reduce_scatter_v over etp with counts
+//            N_q W (sum over etp of the partial outputs; rank q keeps its own N_q rows; no padding:
+//            the same bytes as the gather's all_gather_v)
 // The two are adjoint: <gather(a), b> = <a, scatter(b)> summed over etp, so backward of gather is
 // scatter (the rows' input and prob gradients) and backward of scatter is gather (d_out rows).
 // Every rank of the group must call each method in the same order (they are collectives).
