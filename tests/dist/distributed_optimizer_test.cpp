@@ -4,7 +4,9 @@
 // with clipping (parameters equal bit for bit: the gradients are on a 1/16 grid, so every sum is
 // exact in any order), the gathered state, scatter(gather(state)) and a resume from a replicated
 // AdamW, for a table that shards exactly and one that needs padding (tests/optim/
-// distributed_optimizer_check.h).
+// distributed_optimizer_check.h). The range optimizers (dense over the world, experts over blocks)
+// are checked the same way against AdamW fed dense gradients summed over the world and expert
+// gradients summed over the block.
 #include <gtest/gtest.h>
 
 #include "foundry/comm/communicator.h"
@@ -31,6 +33,23 @@ TEST(DistDistributedAdamW, SplitDataParallelGroups) {
   EXPECT_EQ(dp->size(), w.size() / 2);
   zero_test::check_against_adamw(*dp, /*tiny=*/false);
   zero_test::check_against_adamw(*dp, /*tiny=*/true);
+  w.barrier();
+}
+
+// Dense parameters over the world, expert parameters over blocks of 2 (and of 4 where the world
+// has 8 ranks) consecutive ranks, as with the expert-data-parallel group of a model split over
+// expert ranks; also the whole-arena optimizer over a table with both kinds, and an empty expert
+// range (a no-op optimizer) over pairs.
+TEST(DistDistributedAdamW, DenseAndExpertRangesEqualAdamW) {
+  Communicator& w = world();
+  for (int e : {2, 4}) {
+    if (w.size() % e != 0 || (e == 4 && w.size() < 8)) continue;
+    auto edp = w.split(w.rank() / e, w.rank(), "expt_dp");
+    EXPECT_EQ(edp->size(), e);
+    zero_test::check_kinds(w, *edp, /*experts=*/true);
+    if (e == 2) zero_test::check_kinds(w, *edp, /*experts=*/false);
+  }
+  zero_test::check_against_adamw(w, /*tiny=*/false, /*experts=*/true);
   w.barrier();
 }
 

@@ -2,12 +2,16 @@
 // clip_grad_norm bit for bit (weight-decay mask, clipping, five steps, state gather/scatter);
 // over 2..8 simulated ranks (threads sharing memory, collectives summing in rank order) every rank
 // matches the replicated AdamW on the summed gradient, padded shards included. The multi-process
-// version of the same checks is tests/dist/distributed_optimizer_test.cpp.
+// version of the same checks is tests/dist/distributed_optimizer_test.cpp. The range optimizers
+// (dense over all ranks, experts over blocks of ranks) match the replicated AdamW fed the dense
+// gradients summed over all ranks and the expert gradients summed over the block.
 #include "foundry/optim/distributed_optimizer.h"
 
 #include <barrier>
 #include <cstring>
+#include <deque>
 #include <thread>
+#include <utility>
 
 #include "optim/distributed_optimizer_check.h"
 #include "testing.h"
@@ -96,6 +100,17 @@ void run_threads(int n, bool tiny) {
   for (auto& t : threads) t.join();
 }
 
+void run_threads_experts(int n) {
+  ThreadGroup g(n);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < n; ++r)
+    threads.emplace_back([&g, r] {
+      ThreadComm c(g, r);
+      zero_test::check_against_adamw(c, /*tiny=*/false, /*experts=*/true);
+    });
+  for (auto& t : threads) t.join();
+}
+
 TEST(DistributedAdamW, SelfCommunicatorEqualsAdamWAndClipGradNorm) {
   auto self = make_self_communicator("dp");
   zero_test::check_against_adamw(*self, /*tiny=*/false);
@@ -128,6 +143,57 @@ TEST(DistributedAdamW, ThreadRanksEqualAdamWOnTheSummedGradient) {
     run_threads(n, /*tiny=*/false);  // N = 128: exact shards for 2, 4, 8; padded for 3
     run_threads(n, /*tiny=*/true);   // N = 48: padded; with 8 ranks, ranks 3..7 own only padding
   }
+}
+
+// Dense over all n thread ranks, experts over blocks of e consecutive ranks (their own thread groups).
+void run_kinds(int n, int e, bool experts) {
+  ThreadGroup world(n);
+  std::deque<ThreadGroup> blocks;
+  for (int b = 0; b < n / e; ++b) blocks.emplace_back(e);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < n; ++r)
+    threads.emplace_back([&, r] {
+      ThreadComm dp(world, r), edp(blocks[static_cast<size_t>(r / e)], r % e);
+      zero_test::check_kinds(dp, edp, experts);
+    });
+  for (auto& t : threads) t.join();
+}
+
+TEST(DistributedAdamW, SelfRangeOptimizersEqualAdamW) {
+  auto dp = make_self_communicator("dp"), edp = make_self_communicator("expt_dp");
+  zero_test::check_kinds(*dp, *edp, /*experts=*/true);
+  zero_test::check_kinds(*dp, *edp, /*experts=*/false);  // empty expert range: a no-op optimizer
+  zero_test::check_against_adamw(*dp, /*tiny=*/false, /*experts=*/true);  // whole arena, both kinds
+}
+
+TEST(DistributedAdamW, ThreadRanksDenseAndExpertRangesEqualAdamW) {
+  // (world, expert block): expert gradients summed over blocks of 2 or 4 ranks, or of 1.
+  for (auto [n, e] : {std::pair{2, 2}, {2, 1}, {4, 2}, {8, 2}, {8, 4}}) run_kinds(n, e, /*experts=*/true);
+  run_kinds(4, 2, /*experts=*/false);
+  for (int n : {2, 8}) run_threads_experts(n);
+}
+
+TEST(DistributedAdamW, RangeConstructorSplitsTheArena) {
+  zero_test::Model m(/*tiny=*/false, /*experts=*/true);
+  auto self = make_self_communicator("dp");
+  DistributedAdamW whole(m.t, {}, *self), dense(m.t, ParamTable::Kind::dense, {}, *self),
+      expert(m.t, ParamTable::Kind::expert, {}, *self);
+  EXPECT_EQ(whole.numel(), 176);
+  EXPECT_EQ(dense.numel(), 128);
+  EXPECT_EQ(expert.numel(), 48);
+  EXPECT_EQ(expert.range_begin(), 128);
+  EXPECT_EQ(expert.shard_size(), 48);
+  // The master shards are the range's values.
+  const float* values = m.t.value_buffer().ptr<float>();
+  EXPECT_TRUE(std::equal(values + 128, values + 176, expert.master().ptr<float>()));
+  EXPECT_TRUE(std::equal(values, values + 128, dense.master().ptr<float>()));
+  // shard_sum_squares before any reduction: the (zero) gradient shard.
+  EXPECT_EQ(expert.shard_sum_squares([](int) { return true; }), 0.0);
+  // scatter_state checks only the range's parameters: the dense entries may be missing.
+  std::vector<Tensor> a(static_cast<size_t>(m.t.size())), b(static_cast<size_t>(m.t.size()));
+  expert.gather_state(a, b);
+  EXPECT_NO_THROW(expert.scatter_state(a, b));
+  EXPECT_THROW(dense.scatter_state(a, b), Error);
 }
 
 TEST(DistributedAdamW, ScatterStateChecksShapes) {
