@@ -2,7 +2,8 @@
 # `mpirun foundry train` with model parallelism end to end (the CLI, the Mesh from parallel.*,
 # logs, checkpoints): TP2 + SP x EP2 on 4 ranks and PP2 (1F1B) x EP2 on 4 ranks train with the same
 # losses (fp32, 1e-5 relative) and validation losses as one process with the same global batch
-# (the PP run with gradient buckets overlapped with the backward and every rank logging);
+# (the PP run with gradient buckets overlapped with the backward and every rank logging; TP2 x EP2
+# with the distributed optimizer);
 # one process resumes the TP2 x EP2 checkpoint (resharded: checkpoints hold full tensors) and
 # 2 ranks with PP2 resume it too; unsupported settings are clear errors; `foundry bench comm` counts
 # the bytes of every Mesh group's collectives equal to the layout's formula (TP2 + SP, PP2 with
@@ -38,6 +39,13 @@ grep -q '4 ranks (TP 2 + SP, EP 2, ETP 2, PP 1, DP 2)' "$work/tpep.log" || fail 
 [ "$(grep -c '^step  *6/6' "$work/tpep.log")" -eq 1 ] || fail "expected one log (rank 0 only)"
 same_losses tpep loss 6
 same_losses tpep valid_loss 2
+# The distributed optimizer with the model split (dense shards over dp_cp, expert shards over expt_dp),
+# resumed by one process.
+run 4 zero parallel.tensor_model_parallel_size=2 parallel.sequence_parallel=true parallel.expert_model_parallel_size=2 \
+  train.use_distributed_optimizer=true
+same_losses zero loss 6
+"$foundry" train "${common[@]}" train.output_dir="$work/zero" train.train_iters=7 >"$work/zero_resume.log"
+grep -q 'resumed from .*iter_0000006 at step 6' "$work/zero_resume.log" || fail "zero resume: $(head -5 "$work/zero_resume.log")"
 run 4 ppep parallel.pipeline_model_parallel_size=2 parallel.expert_model_parallel_size=2 \
   train.overlap_grad_reduce=true train.ddp_bucket_size=20000 train.log_all_ranks=true
 grep -q '^\[rank 3\] step 6 | validation loss' "$work/ppep.log" || fail "train.log_all_ranks: no rank-3 lines"

@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "foundry/ops/loss.h"
+#include "foundry/ops/optim.h"
 #include "foundry/optim/grad_buckets.h"
 #include "foundry/train/finalize_grads.h"
 #include "foundry/train/pipeline_schedule.h"
@@ -260,6 +261,29 @@ std::vector<double> eval_losses(Context& train_ctx, const GPTModel& model, std::
     for (size_t i = 0; i < sum.size(); ++i) sum[i] += c->losses()[i];
   for (size_t i = 0; i < batches.size(); ++i) out.push_back(mp.pp->all_reduce_sum(sum[i]));  // f64
   return out;
+}
+
+StepStats train_step(Context& ctx, GPTModel& model, DistributedAdamW& dense, DistributedAdamW& expert,
+                     std::span<const Batch> microbatches, float lr, float clip_grad) {
+  const ModelParallel& mp = model.parallel();
+  return run_step(
+      ctx, model, microbatches, mp.dp,
+      [&] {
+        sum_model_parallel_grads(model);  // over tp and the embedding group; commutes with the dp sums
+        dense.reduce_scatter_gradients();
+        expert.reduce_scatter_gradients();
+        const auto counted = [&](int i) { return counts_in_sharded_grad_norm(model, i); };
+        double sq = dense.shard_sum_squares(counted) + expert.shard_sum_squares(counted);
+        if (mp.all && mp.all->size() > 1) sq = mp.all->all_reduce_sum(sq);
+        GradClip c;
+        c.norm = std::sqrt(sq);
+        c.coefficient = clip_grad > 0 ? clip_coefficient(c.norm, clip_grad) : 1.f;
+        return c;
+      },
+      [&](float coefficient) {
+        dense.step(lr, coefficient);
+        expert.step(lr, coefficient);
+      });
 }
 
 double eval_loss(Context& ctx, const GPTModel& model, const Batch& batch) {

@@ -60,6 +60,15 @@ StepStats train_step(Context& ctx, GPTModel& model, AdamW& optimizer, std::span<
 StepStats train_step(Context& ctx, GPTModel& model, DistributedAdamW& optimizer, std::span<const Batch> microbatches,
                      float lr, float clip_grad, Communicator& dp);
 
+// The distributed optimizer with a model split over tensor / expert / pipeline ranks (Megatron's
+// distributed optimizer with separate dense and expert buffers): `dense` shards the dense
+// parameters over the model's dp group, `expert` the expert parameters over expt_dp
+// (DistributedAdamW's Kind constructor). The tensor-parallel and shared-embedding sums run first,
+// then both reduce-scatters; the clip norm sums both shards' squares over the world, each element
+// counted once (train/finalize_grads.h counts_in_sharded_grad_norm).
+StepStats train_step(Context& ctx, GPTModel& model, DistributedAdamW& dense, DistributedAdamW& expert,
+                     std::span<const Batch> microbatches, float lr, float clip_grad);
+
 // Mean cross-entropy of the model on one batch (forward only, in inference mode: no MoE
 // auxiliary losses or router statistics).
 double eval_loss(Context& ctx, const GPTModel& model, const Batch& batch);

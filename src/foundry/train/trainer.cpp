@@ -89,12 +89,17 @@ Trainer::Trainer(const RunConfig& cfg, Data data, std::shared_ptr<const Tokenize
                   tokenizer_->vocab_size());
   }
   model_ = std::make_unique<GPTModel>(cfg_.model, cfg_.train.seed, model_parallel_of(*mesh_));
-  FOUNDRY_CHECK(!cfg_.train.use_distributed_optimizer || !model_->parallel().splits_model(),
-                "train.use_distributed_optimizer (ZeRO-1) is implemented for data parallelism only, not yet with "
-                "tensor / expert / pipeline parallelism (set it to false)");
   const TrainConfig& t = cfg_.train;
-  if (cfg_.train.use_distributed_optimizer) zero_ = std::make_unique<DistributedAdamW>(model_->params(), adamw_config(), *dp_);
-  else optimizer_ = std::make_unique<AdamW>(model_->params(), adamw_config());
+  const ModelParallel& mp = model_->parallel();
+  if (!cfg_.train.use_distributed_optimizer) {
+    optimizer_ = std::make_unique<AdamW>(model_->params(), adamw_config());
+  } else if (!mp.splits_model()) {
+    zero_ = std::make_unique<DistributedAdamW>(model_->params(), adamw_config(), *dp_);
+  } else {  // dense parameters sharded over dp_cp, expert parameters over expt_dp
+    zero_ = std::make_unique<DistributedAdamW>(model_->params(), ParamTable::Kind::dense, adamw_config(), *mp.dp);
+    zero_expert_ =
+        std::make_unique<DistributedAdamW>(model_->params(), ParamTable::Kind::expert, adamw_config(), *mp.expt_dp);
+  }
   schedule_ = lr_schedule_of(t);
   ctx_.rng = Philox(t.seed);
 }
@@ -134,9 +139,10 @@ bool Trainer::resume() {
   std::unique_ptr<AdamW> full = zero_ ? std::make_unique<AdamW>(model_->params(), adamw_config()) : nullptr;
   const LoadedCheckpoint ck = load_checkpoint(path, model_->params(), zero_ ? full.get() : optimizer_.get(),
                                               /*partial_model=*/model_->parallel().pp_size > 1);
-  if (zero_) {
-    zero_->scatter_state(*full);
-    zero_->set_steps(full->steps());
+  for (DistributedAdamW* z : {zero_.get(), zero_expert_.get()}) {
+    if (!z) continue;
+    z->scatter_state(*full);
+    z->set_steps(full->steps());
   }
   const nlohmann::json& s = ck.trainer_state;
   step_ = ck.step;
@@ -162,10 +168,11 @@ void Trainer::save_checkpoint() {
   if (zero_) {  // every rank takes part in gathering the sharded state
     full = std::make_unique<AdamW>(model_->params(), adamw_config());
     zero_->gather_state(*full);
+    if (zero_expert_) zero_expert_->gather_state(*full);
   }
   // A split model is assembled on rank 0 first (every rank sends its owned blocks).
   FullModelState assembled;
-  if (model_->parallel().splits_model()) assembled = gather_full_model(*model_, optimizer_.get());
+  if (model_->parallel().splits_model()) assembled = gather_full_model(*model_, zero_ ? full.get() : optimizer_.get());
   CheckpointContents contents{.step = step_,
                               .params = assembled.model ? &assembled.model->params() : &model_->params(),
                               .optimizer = assembled.optimizer ? assembled.optimizer.get()
@@ -215,8 +222,9 @@ void Trainer::train(int64_t until) {
       Batch b = data_.train->next();
       if (m % dp_size == dp_rank) batches.push_back(std::move(b));
     }
-    const StepStats st = zero_ ? train_step(ctx_, *model_, *zero_, batches, lr, t.clip_grad, *dp_)
-                               : train_step(ctx_, *model_, *optimizer_, batches, lr, t.clip_grad, dp_,
+    const StepStats st = zero_expert_ ? train_step(ctx_, *model_, *zero_, *zero_expert_, batches, lr, t.clip_grad)
+                         : zero_      ? train_step(ctx_, *model_, *zero_, batches, lr, t.clip_grad, *dp_)
+                                      : train_step(ctx_, *model_, *optimizer_, batches, lr, t.clip_grad, dp_,
                                             {.overlap_grad_reduce = t.overlap_grad_reduce,
                                              .bucket_size = 4 * t.ddp_bucket_size});
     ++step_;

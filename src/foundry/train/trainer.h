@@ -76,7 +76,9 @@ class Trainer {
   int64_t global_microbatches_ = 1;  // per step, over all data-parallel ranks
   std::unique_ptr<GPTModel> model_;
   std::unique_ptr<AdamW> optimizer_;            // replicated AdamW, or
-  std::unique_ptr<DistributedAdamW> zero_;      // ZeRO-1 (train.use_distributed_optimizer)
+  std::unique_ptr<DistributedAdamW> zero_;      // ZeRO-1 (train.use_distributed_optimizer): the whole
+                                                // arena, or the dense parameters of a split model
+  std::unique_ptr<DistributedAdamW> zero_expert_;  // a split model's expert parameters (over expt_dp)
   AdamW::Config adamw_config() const;
   LRSchedule schedule_;
   Context ctx_;
