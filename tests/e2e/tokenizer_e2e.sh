@@ -48,7 +48,7 @@ printf '[15496, 995]\n[]\n[64, 275]\n' | cmp -s - "$work/lines.txt" || fail "--j
 
 # 4. Train on .txt + .jsonl, then use the result.
 cat "$src"/docs/*.md "$src/README.md" >"$work/corpus.txt"
-awk '{ gsub(/\\/, "\\\\"); gsub(/"/, "\\\""); printf "{\"text\": \"%s\"}\n", $0 }' "$src/README.md" >"$work/corpus.jsonl"
+awk '{ gsub(/\\/, "&&"); gsub(/"/, "\\\""); printf "{\"text\": \"%s\"}\n", $0 }' "$src/README.md" >"$work/corpus.jsonl"
 "$foundry" tokenizer train --input "$work/corpus.txt" "$work/corpus.jsonl" --vocab-size 600 \
   --output "$work/trained" --special-tokens '<|endoftext|>' '<|pad|>' >"$work/train.log"
 cat "$work/train.log"
