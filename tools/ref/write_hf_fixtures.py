@@ -170,7 +170,7 @@ def configs(bos, eos):
                  max_window_layers=2)
     mixtral = common("MixtralForCausalLM", "mixtral", "bfloat16", 300, 2, 2, 32, bos, eos, False, 1000000.0, 512,
                      1e-5)
-    mixtral.update(head_dim=None, num_local_experts=4, num_experts_per_tok=2, output_router_logits=False,
+    mixtral.update(head_dim=16, num_local_experts=4, num_experts_per_tok=2, output_router_logits=False,
                    router_aux_loss_coef=0.02, router_jitter_noise=0.0, sliding_window=None)
     qwen3_moe = common("Qwen3MoeForCausalLM", "qwen3_moe", "bfloat16", 300, 3, 2, 48, bos, eos, False, 1000000.0,
                        512, 1e-6)
