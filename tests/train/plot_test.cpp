@@ -12,6 +12,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "testing.h"
@@ -469,6 +470,183 @@ TEST(Plot, PngConversionReportsAMissingConverter) {
   EXPECT_EQ(r.note, "neither rsvg-convert nor convert is on PATH");
   EXPECT_FALSE(fs::exists(dir + "/a.png"));
   EXPECT_NE(find_on_path("sh"), "");
+}
+
+
+// ---- comparing runs ---------------------------------------------------------------------------
+
+const Element* run_series(const Document& d, const std::string& field, int run) {
+  return series(d, fmt::format("{} run-{}", field, run));
+}
+
+// The legend texts of the panel titled `title` (legends follow their panel's title).
+std::vector<std::string> legend_of(const Document& d, const std::string& title) {
+  std::vector<std::string> out;
+  bool in = false;
+  for (const Element* t : d.all("text")) {
+    const std::string cls = t->attrs.count("class") ? t->attrs.at("class") : "";
+    if (cls == "title") in = t->text == title;
+    if (in && cls == "legend") out.push_back(t->text);
+  }
+  return out;
+}
+
+// A continuation of sample_run: steps 200, 210, ..., 600 with a lower loss, no lr on its records.
+std::vector<MetricsRecord> continued_run() {
+  std::vector<MetricsRecord> r;
+  for (int s = 200; s <= 600; s += 10) {
+    MetricsRecord m{.step = s};
+    m.set("loss", 3.0 - s / 1000.0).set("tokens_per_s", 9000);
+    if (s >= 300) m.set("lr", 1e-4);
+    r.push_back(m);
+  }
+  return r;
+}
+
+TEST(PlotCompare, OneSeriesPerRunColouredPerRunWithALegend) {
+  const std::vector<RunMetrics> runs = {{"dense", sample_run(40)}, {"moe <upcycled>", continued_run()}};
+  const std::string svg = render_comparison_svg(runs, "foundry runs: dense vs moe");
+  const Document d = parse_xml(svg);
+  ASSERT_EQ(d.error, "");
+  EXPECT_EQ(texts_of_class(d, "title"), (std::vector<std::string>{"Loss", "Learning rate", "Throughput (tokens/s)"}));
+  // One train-loss polyline per run (no plain "series loss"), valid_loss only for the run with it.
+  EXPECT_EQ(series(d, "loss"), nullptr);
+  ASSERT_TRUE(run_series(d, "loss", 0) && run_series(d, "loss", 1));
+  EXPECT_EQ(points_of(*run_series(d, "loss", 0)).size(), 39u);  // steps 10..400, one NaN
+  EXPECT_EQ(points_of(*run_series(d, "loss", 1)).size(), 41u);  // steps 200..600
+  ASSERT_NE(run_series(d, "valid_loss", 0), nullptr);
+  EXPECT_EQ(run_series(d, "valid_loss", 1), nullptr);
+  EXPECT_EQ(points_of(*run_series(d, "valid_loss", 0)).size(), 8u);
+  EXPECT_EQ(run_series(d, "valid_loss", 0)->attrs.at("stroke-dasharray"), "6 4");
+  EXPECT_EQ(run_series(d, "loss", 0)->attrs.count("stroke-dasharray"), 0u);
+  EXPECT_EQ(points_of(*run_series(d, "lr", 0)).size(), 39u);
+  EXPECT_EQ(points_of(*run_series(d, "lr", 1)).size(), 31u);  // steps 300..600
+  EXPECT_EQ(points_of(*run_series(d, "tokens_per_s", 1)).size(), 41u);
+  // Colours per run, the same in every panel.
+  for (const char* f : {"loss", "lr", "tokens_per_s"}) {
+    EXPECT_EQ(run_series(d, f, 0)->attrs.at("stroke"), "#1f77b4") << f;
+    EXPECT_EQ(run_series(d, f, 1)->attrs.at("stroke"), "#ff7f0e") << f;
+  }
+  EXPECT_EQ(run_series(d, "valid_loss", 0)->attrs.at("stroke"), "#1f77b4");
+  // Legends name the runs (escaped in the file).
+  EXPECT_EQ(legend_of(d, "Loss"), (std::vector<std::string>{"dense", "moe &lt;upcycled&gt;", "dense (valid)"}));
+  EXPECT_EQ(legend_of(d, "Learning rate"), (std::vector<std::string>{"dense", "moe &lt;upcycled&gt;"}));
+  EXPECT_EQ(legend_of(d, "Throughput (tokens/s)"), (std::vector<std::string>{"dense", "moe &lt;upcycled&gt;"}));
+  // The step axis is shared: step 200 of both runs is at the same x, step 10 at the left, 600 at the right.
+  const auto a = points_of(*run_series(d, "loss", 0)), b = points_of(*run_series(d, "loss", 1));
+  EXPECT_DOUBLE_EQ(a[18].first, b[0].first);  // step 200 (step 70 is NaN: index 18)
+  std::vector<const Element*> frames;
+  for (const Element* r : d.all("rect"))
+    if (r->attrs.at("fill") == "none") frames.push_back(r);
+  ASSERT_EQ(frames.size(), 3u);
+  EXPECT_NEAR(a.front().first, attr(frames[0], "x"), 0.011);
+  EXPECT_NEAR(b.back().first, attr(frames[0], "x") + attr(frames[0], "width"), 0.011);
+  EXPECT_NE(svg.find("2 runs, 89 records, steps 10\u2013600"), std::string::npos);
+}
+
+TEST(PlotCompare, FromStepDropsEarlierPoints) {
+  const std::vector<RunMetrics> runs = {{"dense", sample_run(40)}, {"moe", continued_run()}};
+  const Document d = parse_xml(render_comparison_svg(runs, "cmp", /*from_step=*/300));
+  ASSERT_EQ(d.error, "");
+  const auto a = points_of(*run_series(d, "loss", 0)), b = points_of(*run_series(d, "loss", 1));
+  EXPECT_EQ(a.size(), 11u);  // 300..400
+  EXPECT_EQ(b.size(), 31u);  // 300..600
+  EXPECT_EQ(points_of(*run_series(d, "valid_loss", 0)).size(), 3u);  // 300, 350, 400
+  EXPECT_DOUBLE_EQ(a.front().first, b.front().first);  // both start at step 300, the left edge
+  std::vector<const Element*> frames;
+  for (const Element* r : d.all("rect"))
+    if (r->attrs.at("fill") == "none") frames.push_back(r);
+  EXPECT_NEAR(a.front().first, attr(frames[0], "x"), 0.011);
+  // A run left without records names itself and its steps.
+  EXPECT_ERROR_MENTIONS(render_comparison_svg(runs, "cmp", 500), "run 'dense'", "--from-step 500",
+                        "10\u2013400");
+  EXPECT_ERROR_MENTIONS(render_comparison_svg({}, "cmp"), "no runs");
+}
+
+TEST(PlotCompare, PlotRunsWritesOneSvgFromRunDirectories) {
+  const std::string dense = scratch_run("dense"), moe = scratch_run("moe_cont");
+  {
+    MetricsLog a(dense + "/metrics.jsonl"), b(moe + "/metrics.jsonl");
+    for (const MetricsRecord& r : sample_run(40)) a.append(r);
+    for (const MetricsRecord& r : continued_run()) b.append(r);
+  }
+  const std::string out = (fs::path(dense).parent_path() / "cmp.svg").string();
+  PlotRunsResult r = plot_runs({dense, moe + "/metrics.jsonl"}, {}, out, /*png=*/false);
+  EXPECT_EQ(r.labels, (std::vector<std::string>{"dense", "moe_cont"}));  // directory names
+  EXPECT_EQ(r.records, (std::vector<size_t>{48u, 41u}));
+  EXPECT_EQ(r.svg_path, out);
+  EXPECT_EQ(r.png_path, (fs::path(dense).parent_path() / "cmp.png").string());
+  EXPECT_FALSE(r.png.written);
+  std::ifstream f(out);
+  std::string svg{std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+  Document d = parse_xml(svg);
+  ASSERT_EQ(d.error, "");
+  EXPECT_EQ(legend_of(d, "Learning rate"), (std::vector<std::string>{"dense", "moe_cont"}));
+  EXPECT_NE(svg.find("foundry runs: dense vs moe_cont"), std::string::npos);
+  // --label and --from-step.
+  r = plot_runs({dense, moe}, {"dense 1B", "MoE 8x1B"}, out, false, 250);
+  std::ifstream f2(out);
+  d = parse_xml(std::string{std::istreambuf_iterator<char>(f2), std::istreambuf_iterator<char>()});
+  ASSERT_EQ(d.error, "");
+  EXPECT_EQ(legend_of(d, "Loss"), (std::vector<std::string>{"dense 1B", "MoE 8x1B", "dense 1B (valid)"}));
+  EXPECT_EQ(points_of(*run_series(d, "loss", 0)).size(), 16u);  // 250..400
+  EXPECT_EQ(points_of(*run_series(d, "loss", 1)).size(), 36u);  // 250..600
+
+  // Errors name what is wrong.
+  EXPECT_ERROR_MENTIONS(plot_runs({dense, moe + "/missing_run"}, {}, out, false), "neither a run directory",
+                        "missing_run");
+  EXPECT_ERROR_MENTIONS(plot_runs({dense, moe}, {"one"}, out, false), "1 --label given for 2 runs");
+  EXPECT_ERROR_MENTIONS(plot_runs({dense, moe}, {}, "", false), "comparing 2 runs needs --output");
+  EXPECT_ERROR_MENTIONS(plot_runs({dense, moe}, {}, dense + "/cmp.png", false), "must end in .svg");
+  EXPECT_ERROR_MENTIONS(plot_runs({dense}, {"a"}, "", false), "--label", "two or more runs");
+  EXPECT_ERROR_MENTIONS(plot_runs({dense}, {}, "", false, 1000), "no records at --from-step 1000", "10\u2013400");
+}
+
+// FNV-1a (64 bit) of a file's bytes.
+uint64_t fnv1a_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (std::istreambuf_iterator<char> it(f), end; it != end; ++it) {
+    h ^= static_cast<unsigned char>(*it);
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+// Runs with exactly representable metrics (as tools write them to metrics.jsonl).
+std::vector<MetricsRecord> golden_run(bool moe) {
+  std::vector<MetricsRecord> r;
+  for (int i = 1; i <= 30; ++i) {
+    MetricsRecord m{.step = 10 * i};
+    m.set("loss", 8.0 - 0.125 * i).set("lr", i <= 5 ? 1e-4 * i : 5e-4).set("tokens_per_s", 10000 + 250 * (i % 4));
+    if (moe) {
+      m.set("moe_aux_loss", 0.01 + 0.001 * (i % 3)).set("moe_z_loss", 0.002).set("moe_max_load", 1.5);
+      m.set("moe_dropped_frac", 0.0625 * (i % 2));
+      for (int e = 0; e < 4; ++e) m.fields.emplace_back(fmt::format("moe_load.0.{}", e), 0.5 * e);
+      for (int e = 0; e < 4; ++e) m.fields.emplace_back(fmt::format("moe_load.1.{}", e), 1.0);
+    }
+    r.push_back(m);
+    if (i % 10 == 0) r.push_back(MetricsRecord{.step = 10 * i, .fields = {{"valid_loss", 8.5 - 0.125 * i}}});
+  }
+  return r;
+}
+
+TEST(PlotCompare, OneRunRendersAsBefore) {
+  // The bytes `foundry plot` wrote for these runs before comparisons existed (FNV-1a 64).
+  for (const auto& [name, moe, hash] : {std::tuple{"golden_dense", false, 0x2b7446fb07790c88ull},
+                                        std::tuple{"golden_moe", true, 0x0b9054f3f86a368aull}}) {
+    const std::string dir = scratch_run(name);
+    {
+      MetricsLog log(dir + "/metrics.jsonl");
+      for (const MetricsRecord& r : golden_run(moe)) log.append(r);
+    }
+    const PlotResult one = plot_run(dir, "", false);
+    EXPECT_EQ(fnv1a_file(one.svg_path), hash) << name;
+    // plot_runs with one run is plot_run.
+    const PlotRunsResult via = plot_runs({dir}, {}, dir + "/via.svg", false);
+    EXPECT_EQ(fnv1a_file(via.svg_path), hash) << name;
+    EXPECT_EQ(via.records, (std::vector<size_t>{33u}));
+  }
 }
 
 }  // namespace

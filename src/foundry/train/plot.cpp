@@ -37,6 +37,8 @@ struct Series {
   std::string label;  // legend text
   std::string color;
   std::vector<std::pair<double, double>> points;  // (step, value), increasing step
+  std::string run_class;  // comparisons: "run-I", appended to the classes; empty for one run
+  bool dashed = false;    // comparisons: valid_loss
 };
 
 Series collect(const std::vector<MetricsRecord>& records, const std::string& field, const std::string& label,
@@ -178,8 +180,9 @@ void draw_x_label(std::string& out, const Frame& fr, const Axis& x) {
                      fr.x0 + fr.w / 2, fr.y0 + fr.h + 40, xml_escape(tick_format(x).factor));
 }
 
+// legend_box (comparisons): a white box behind the legend, which is as wide as its longest label.
 void render_panel(std::string& out, double top, const std::string& title, const std::string& y_label,
-                  const std::vector<Series>& series, const Axis& x) {
+                  const std::vector<Series>& series, const Axis& x, bool legend_box = false) {
   const Frame fr{kLeft, top + kPlotTop, kWidth - kLeft - kRight, kPlotH};
   out += fmt::format("<g class=\"panel\">\n");
   draw_title(out, fr, top, title);
@@ -225,11 +228,12 @@ void render_panel(std::string& out, double top, const std::string& title, const 
       if (!pts.empty()) pts.push_back(' ');
       pts += fmt::format("{:.2f},{:.2f}", fr.px(x, step), fr.py(y, v));
     }
+    const std::string cls = s.run_class.empty() ? s.field : s.field + " " + s.run_class;
     out += fmt::format("<polyline class=\"series {}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.6\" "
-                       "stroke-linejoin=\"round\" points=\"{}\"/>\n",
-                       s.field, s.color, pts);
+                       "stroke-linejoin=\"round\"{} points=\"{}\"/>\n",
+                       cls, s.color, s.dashed ? " stroke-dasharray=\"6 4\"" : "", pts);
     if (s.points.size() <= 60) {
-      out += fmt::format("<g class=\"markers {}\" fill=\"{}\">", s.field, s.color);
+      out += fmt::format("<g class=\"markers {}\" fill=\"{}\">", cls, s.color);
       for (const auto& [step, v] : s.points)
         out += fmt::format("<circle cx=\"{:.2f}\" cy=\"{:.2f}\" r=\"2.5\"/>", fr.px(x, step), fr.py(y, v));
       out += "</g>\n";
@@ -239,12 +243,19 @@ void render_panel(std::string& out, double top, const std::string& title, const 
   const auto with_data = std::count_if(series.begin(), series.end(), [](const Series& s) { return !s.points.empty(); });
   if (with_data > 1) {
     double ly = fr.y0 + 16;
+    size_t longest = 0;  // characters (about 7 px each at font-size 12)
+    for (const Series& s : series)
+      if (!s.points.empty()) longest = std::max(longest, s.label.size());
+    const double lx = fr.x0 + fr.w - std::max(110.0, 44.0 + 7.0 * static_cast<double>(longest));
+    if (legend_box)
+      out += fmt::format("<rect class=\"legend-box\" x=\"{:.2f}\" y=\"{:.2f}\" width=\"{:.2f}\" "
+                         "height=\"{:.2f}\" fill=\"white\" fill-opacity=\"0.85\" stroke=\"#ccc\"/>\n",
+                         lx - 6, ly - 14, fr.x0 + fr.w - lx, 18.0 * static_cast<double>(with_data) + 2);
     for (const Series& s : series) {
       if (s.points.empty()) continue;
-      const double lx = fr.x0 + fr.w - 110;
       out += fmt::format("<line x1=\"{:.2f}\" y1=\"{:.2f}\" x2=\"{:.2f}\" y2=\"{:.2f}\" stroke=\"{}\" "
-                         "stroke-width=\"2.5\"/>\n",
-                         lx, ly - 4, lx + 24, ly - 4, s.color);
+                         "stroke-width=\"2.5\"{}/>\n",
+                         lx, ly - 4, lx + 24, ly - 4, s.color, s.dashed ? " stroke-dasharray=\"6 4\"" : "");
       out += fmt::format("<text class=\"legend\" x=\"{:.2f}\" y=\"{:.2f}\">{}</text>\n", lx + 30, ly,
                          xml_escape(s.label));
       ly += 18;
@@ -367,23 +378,8 @@ bool has_moe_series(const std::vector<MetricsRecord>& records) {
   return false;
 }
 
-}  // namespace
-
-std::string render_metrics_svg(const std::vector<MetricsRecord>& records, std::string_view title) {
-  FOUNDRY_CHECK(!records.empty(), "plot: no metrics records to draw");
-  int64_t first = records.front().step, last = records.front().step;
-  for (const MetricsRecord& r : records) {
-    first = std::min(first, r.step);
-    last = std::max(last, r.step);
-  }
-  const Axis x = make_axis(static_cast<double>(first), static_cast<double>(last), /*integer=*/true);
-
-  // MoE runs: two more curve panels and the expert-load heatmap.
-  const ExpertLoadGrid grid = collect_expert_load(records);
-  const bool moe_curves = !grid.empty() || has_moe_series(records);
-  const double height =
-      kHeaderH + (moe_curves ? 5 : 3) * kPanelH + (grid.empty() ? 0.0 : heat_panel_height(grid));
-  std::string out;
+// The document's start: the page, its title (left) and a summary (right).
+void open_svg(std::string& out, double height, std::string_view title, const std::string& summary) {
   out += "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
   out += fmt::format("<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"{0}\" height=\"{1}\" "
                      "viewBox=\"0 0 {0} {1}\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\" "
@@ -392,9 +388,38 @@ std::string render_metrics_svg(const std::vector<MetricsRecord>& records, std::s
   out += fmt::format("<rect width=\"{}\" height=\"{}\" fill=\"white\"/>\n", kWidth, height);
   out += fmt::format("<text class=\"header\" x=\"{}\" y=\"28\" font-size=\"17\" font-weight=\"bold\">{}</text>\n",
                      kLeft, xml_escape(title));
-  out += fmt::format("<text class=\"summary\" x=\"{}\" y=\"28\" text-anchor=\"end\" fill=\"#555\">{} records, "
-                     "steps {}\u2013{}</text>\n",
-                     kWidth - kRight, records.size(), first, last);
+  out += fmt::format("<text class=\"summary\" x=\"{}\" y=\"28\" text-anchor=\"end\" fill=\"#555\">{}</text>\n",
+                     kWidth - kRight, summary);
+}
+
+// The first and last step of `records` (not empty).
+std::pair<int64_t, int64_t> step_range(const std::vector<MetricsRecord>& records) {
+  int64_t first = records.front().step, last = records.front().step;
+  for (const MetricsRecord& r : records) {
+    first = std::min(first, r.step);
+    last = std::max(last, r.step);
+  }
+  return {first, last};
+}
+
+// The tab10 palette (matplotlib's default cycle): run i gets kRunColors[i % 10].
+constexpr const char* kRunColors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                                      "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+
+}  // namespace
+
+std::string render_metrics_svg(const std::vector<MetricsRecord>& records, std::string_view title) {
+  FOUNDRY_CHECK(!records.empty(), "plot: no metrics records to draw");
+  const auto [first, last] = step_range(records);
+  const Axis x = make_axis(static_cast<double>(first), static_cast<double>(last), /*integer=*/true);
+
+  // MoE runs: two more curve panels and the expert-load heatmap.
+  const ExpertLoadGrid grid = collect_expert_load(records);
+  const bool moe_curves = !grid.empty() || has_moe_series(records);
+  const double height =
+      kHeaderH + (moe_curves ? 5 : 3) * kPanelH + (grid.empty() ? 0.0 : heat_panel_height(grid));
+  std::string out;
+  open_svg(out, height, title, fmt::format("{} records, steps {}\u2013{}", records.size(), first, last));
 
   render_panel(out, kHeaderH, "Loss", "loss",
                {collect(records, "loss", "train", "#1f77b4"), collect(records, "valid_loss", "valid", "#d62728")}, x);
@@ -412,6 +437,54 @@ std::string render_metrics_svg(const std::vector<MetricsRecord>& records, std::s
                  x);
   }
   if (!grid.empty()) render_heatmap(out, kHeaderH + 5 * kPanelH, grid, x);
+  out += "</svg>\n";
+  return out;
+}
+
+std::string render_comparison_svg(const std::vector<RunMetrics>& runs, std::string_view title, int64_t from_step) {
+  FOUNDRY_CHECK(!runs.empty(), "plot: no runs to compare");
+  // Each run from from_step on; the step axis spans them all.
+  std::vector<std::vector<MetricsRecord>> kept(runs.size());
+  int64_t first = std::numeric_limits<int64_t>::max(), last = std::numeric_limits<int64_t>::min();
+  size_t total = 0;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const RunMetrics& run = runs[i];
+    FOUNDRY_CHECK(!run.records.empty(), "plot: run '{}' has no metrics records", run.label);
+    for (const MetricsRecord& r : run.records)
+      if (r.step >= from_step) kept[i].push_back(r);
+    const auto [run_first, run_last] = step_range(run.records);
+    FOUNDRY_CHECK(!kept[i].empty(), "plot: run '{}' has no records at --from-step {} or later (its steps are {}\u2013{})",
+                  run.label, from_step, run_first, run_last);
+    const auto [lo, hi] = step_range(kept[i]);
+    first = std::min(first, lo);
+    last = std::max(last, hi);
+    total += kept[i].size();
+  }
+  const Axis x = make_axis(static_cast<double>(first), static_cast<double>(last), /*integer=*/true);
+
+  // One series per run and panel, in run order; valid_loss dashed after the train losses.
+  std::vector<Series> loss, valid, lr, tps;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const std::string color = kRunColors[i % std::size(kRunColors)];
+    const std::string& label = runs[i].label;
+    const auto add = [&](std::vector<Series>& to, const char* field, const std::string& text, bool dashed) {
+      to.push_back(collect(kept[i], field, text, color));
+      to.back().run_class = fmt::format("run-{}", i);
+      to.back().dashed = dashed;
+    };
+    add(loss, "loss", label, false);
+    add(valid, "valid_loss", label + " (valid)", true);
+    add(lr, "lr", label, false);
+    add(tps, "tokens_per_s", label, false);
+  }
+  loss.insert(loss.end(), valid.begin(), valid.end());
+
+  const double height = kHeaderH + 3 * kPanelH;
+  std::string out;
+  open_svg(out, height, title, fmt::format("{} runs, {} records, steps {}\u2013{}", runs.size(), total, first, last));
+  render_panel(out, kHeaderH, "Loss", "loss", loss, x, /*legend_box=*/true);
+  render_panel(out, kHeaderH + kPanelH, "Learning rate", "learning rate", lr, x, true);
+  render_panel(out, kHeaderH + 2 * kPanelH, "Throughput (tokens/s)", "tokens/s", tps, x, true);
   out += "</svg>\n";
   return out;
 }
@@ -505,31 +578,101 @@ PngResult svg_to_png(const std::string& svg_path, const std::string& png_path) {
   return result;
 }
 
-PlotResult plot_run(const std::string& run, const std::string& output, bool png) {
-  PlotResult r;
+namespace {
+
+struct LoadedRun {
+  std::string metrics_path;
+  std::string name;  // the run directory's name
+  std::vector<MetricsRecord> records;
+};
+
+// `run`: a run directory (its metrics.jsonl) or the metrics file itself; at least one record.
+LoadedRun load_run(const std::string& run) {
   std::error_code ec;
   const bool is_file = fs::is_regular_file(run, ec);
   FOUNDRY_CHECK(is_file || fs::is_directory(run, ec), "plot: '{}' is neither a run directory nor a metrics file", run);
   const fs::path metrics = is_file ? fs::path(run) : fs::path(run) / "metrics.jsonl";
-  r.metrics_path = metrics.string();
-  const std::vector<MetricsRecord> records = read_metrics(r.metrics_path);
-  FOUNDRY_CHECK(!records.empty(), "plot: '{}' holds no records", r.metrics_path);
-  r.records = records.size();
+  LoadedRun r{metrics.string(), "", read_metrics(metrics.string())};
+  FOUNDRY_CHECK(!r.records.empty(), "plot: '{}' holds no records", r.metrics_path);
+  const fs::path run_dir = fs::absolute(metrics, ec).parent_path();
+  r.name = run_dir.filename().empty() ? run_dir.string() : run_dir.filename().string();
+  return r;
+}
 
-  fs::path svg = output.empty() ? fs::path(metrics).replace_extension(".svg") : fs::path(output);
+// `output`, or (when empty) `fallback`; it must end in .svg.
+fs::path svg_output(const std::string& output, const fs::path& fallback) {
+  const fs::path svg = output.empty() ? fallback : fs::path(output);
   FOUNDRY_CHECK(svg.extension() == ".svg", "plot: the output '{}' must end in .svg", svg.string());
-  r.svg_path = svg.string();
-  // The title: the run directory's name.
-  fs::path run_dir = fs::absolute(metrics, ec).parent_path();
-  const std::string title = "foundry run: " + (run_dir.filename().empty() ? run_dir.string() : run_dir.filename().string());
-  const std::string doc = render_metrics_svg(records, title);
-  {
-    std::ofstream f(r.svg_path, std::ios::binary | std::ios::trunc);
-    FOUNDRY_CHECK(f.good(), "plot: cannot write '{}'", r.svg_path);
-    f.write(doc.data(), static_cast<std::streamsize>(doc.size()));
-    f.close();
-    FOUNDRY_CHECK(f.good(), "plot: cannot write '{}'", r.svg_path);
+  return svg;
+}
+
+void write_text(const std::string& path, const std::string& doc) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  FOUNDRY_CHECK(f.good(), "plot: cannot write '{}'", path);
+  f.write(doc.data(), static_cast<std::streamsize>(doc.size()));
+  f.close();
+  FOUNDRY_CHECK(f.good(), "plot: cannot write '{}'", path);
+}
+
+PlotResult plot_one(const std::string& run, const std::string& output, bool png, int64_t from_step) {
+  PlotResult r;
+  LoadedRun loaded = load_run(run);
+  r.metrics_path = loaded.metrics_path;
+  if (from_step != kNoFromStep) {
+    const auto [first, last] = step_range(loaded.records);
+    std::erase_if(loaded.records, [&](const MetricsRecord& m) { return m.step < from_step; });
+    FOUNDRY_CHECK(!loaded.records.empty(), "plot: '{}' has no records at --from-step {} or later (its steps are {}\u2013{})",
+                  r.metrics_path, from_step, first, last);
   }
+  r.records = loaded.records.size();
+  const fs::path svg = svg_output(output, fs::path(r.metrics_path).replace_extension(".svg"));
+  r.svg_path = svg.string();
+  write_text(r.svg_path, render_metrics_svg(loaded.records, "foundry run: " + loaded.name));
+  r.png_path = fs::path(svg).replace_extension(".png").string();
+  if (png) r.png = svg_to_png(r.svg_path, r.png_path);
+  return r;
+}
+
+}  // namespace
+
+PlotResult plot_run(const std::string& run, const std::string& output, bool png) {
+  return plot_one(run, output, png, kNoFromStep);
+}
+
+PlotRunsResult plot_runs(const std::vector<std::string>& runs, const std::vector<std::string>& labels,
+                         const std::string& output, bool png, int64_t from_step) {
+  FOUNDRY_CHECK(!runs.empty(), "plot: no run given");
+  PlotRunsResult r;
+  if (runs.size() == 1) {
+    FOUNDRY_CHECK(labels.empty(), "plot: --label names the runs of a comparison; give two or more runs (got one: '{}')",
+                  runs[0]);
+    const PlotResult one = plot_one(runs[0], output, png, from_step);
+    r.metrics_paths = {one.metrics_path};
+    r.labels = {""};
+    r.records = {one.records};
+    r.svg_path = one.svg_path;
+    r.png_path = one.png_path;
+    r.png = one.png;
+    return r;
+  }
+  FOUNDRY_CHECK(labels.empty() || labels.size() == runs.size(),
+                "plot: {} --label given for {} runs: give none (each run's directory name) or one per run",
+                labels.size(), runs.size());
+  FOUNDRY_CHECK(!output.empty(), "plot: comparing {} runs needs --output FILE.svg", runs.size());
+  const fs::path svg = svg_output(output, "");
+  std::vector<RunMetrics> loaded;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    LoadedRun run = load_run(runs[i]);
+    r.metrics_paths.push_back(run.metrics_path);
+    r.labels.push_back(labels.empty() ? run.name : labels[i]);
+    r.records.push_back(run.records.size());
+    loaded.push_back(RunMetrics{r.labels.back(), std::move(run.records)});
+  }
+  std::string title = "foundry runs: " + r.labels[0];
+  for (size_t i = 1; i < r.labels.size(); ++i) title += " vs " + r.labels[i];
+  const std::string doc = render_comparison_svg(loaded, title, from_step);
+  r.svg_path = svg.string();
+  write_text(r.svg_path, doc);
   r.png_path = fs::path(svg).replace_extension(".png").string();
   if (png) r.png = svg_to_png(r.svg_path, r.png_path);
   return r;

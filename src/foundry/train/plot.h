@@ -17,8 +17,18 @@
 // <polyline class="series NAME"> per series with a point for every distinct step that has a
 // finite value (a step logged twice, e.g. by a resumed run, keeps its last record). A PNG is
 // written next to the SVG when rsvg-convert (librsvg) or ImageMagick's convert is on PATH.
+//
+// Comparing runs (render_comparison_svg, plot_runs): the three curve panels on one shared step
+// axis with one series per run and panel, coloured per run (run i: the i-th colour of the tab10
+// palette, cycled), a legend naming each run by its label, valid_loss dashed in the run's colour:
+//   <polyline class="series loss run-0">, <polyline class="series valid_loss run-0"
+//   stroke-dasharray="6 4">, <polyline class="series lr run-1">, ...
+// and <text class="legend"> entries. from_step drops earlier records of every run (to show a
+// continuation from its start). No MoE panels: each run's own plot has them.
 #pragma once
 
+#include <cstdint>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -54,5 +64,35 @@ struct PlotResult {
 // Reads RUN_DIR/metrics.jsonl (or `run`, when it names a file) and writes the SVG to `output`
 // (default: metrics.svg beside the metrics file), plus the PNG (same name, .png) when `png`.
 PlotResult plot_run(const std::string& run, const std::string& output = "", bool png = true);
+
+// ---- several runs in one figure --------------------------------------------------------------
+
+constexpr int64_t kNoFromStep = std::numeric_limits<int64_t>::min();
+
+struct RunMetrics {
+  std::string label;                    // legend text
+  std::vector<MetricsRecord> records;  // the run's records, any order
+};
+
+// The comparison SVG of `runs` (at least one); only records with step >= from_step are drawn.
+// A run left without records is an error naming its label and from_step.
+std::string render_comparison_svg(const std::vector<RunMetrics>& runs, std::string_view title,
+                                  int64_t from_step = kNoFromStep);
+
+struct PlotRunsResult {
+  std::vector<std::string> metrics_paths;  // per run
+  std::vector<std::string> labels;         // per run
+  std::vector<size_t> records;             // per run, before from_step
+  std::string svg_path;
+  std::string png_path;
+  PngResult png;
+};
+
+// foundry plot RUN [RUN ...]: one run (without labels) is plot_run with the records from
+// from_step on; two or more write render_comparison_svg to `output`, which is then required.
+// labels: none (each run's directory name) or one per run. A run is a directory holding
+// metrics.jsonl or the metrics file itself.
+PlotRunsResult plot_runs(const std::vector<std::string>& runs, const std::vector<std::string>& labels,
+                         const std::string& output, bool png = true, int64_t from_step = kNoFromStep);
 
 }  // namespace foundry
