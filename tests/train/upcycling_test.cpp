@@ -93,6 +93,11 @@ TEST_F(UpcyclingRun, OfflineCheckpointContinuesWithTheDenseLoss) {
   EXPECT_EQ(r.config.model.moe_ffn_hidden_size, 32);
   EXPECT_ERROR_MENTIONS(offline(moe_root), "already holds checkpoints");
 
+  // A recipe without the MoE model section: one error naming the keys.
+  auto dense_recipe = trainer(run(scratch("offline_dense_recipe"), {"train.load=" + moe_root}));
+  EXPECT_ERROR_MENTIONS(dense_recipe->resume(), "upcycled MoE checkpoint", "model.num_moe_experts=8 (the recipe has 0)",
+                        "model.moe_ffn_hidden_size=32");
+
   std::vector<std::string> args = kMoE;
   args.push_back("train.load=" + moe_root);
   auto t = trainer(run(scratch("offline_run"), args));
@@ -119,6 +124,16 @@ TEST_F(UpcyclingRun, OnlineEqualsOfflineAndIsDroppedOnceTheRunHasACheckpoint) {
   EXPECT_TRUE(bitwise_equal(t->model().params(), ref.params()));
   t->train(3);
   EXPECT_NEAR(t->step_losses().at(0), dense_step3_, 1e-5 * dense_step3_);
+  // The distributed optimizer takes its master weights from the upcycled parameters.
+  std::vector<std::string> zero_args = args;
+  zero_args.push_back("train.use_distributed_optimizer=true");
+  auto zero = trainer(run(scratch("online_zero_run"), zero_args));
+  ASSERT_TRUE(zero->resume());
+  zero->train(3);
+  EXPECT_EQ(zero->step_losses().at(0), t->step_losses().at(0));
+  for (int i = 0; i < t->model().params().size(); ++i)
+    EXPECT_TRUE(testing::close_in_norm(zero->model().params().param(i).value, t->model().params().param(i).value, 1e-5))
+        << t->model().params().spec(i).name;
   // Once the run has a checkpoint the flag is ignored: it resumes.
   auto again = trainer(run(out, args));
   ASSERT_TRUE(again->resume());

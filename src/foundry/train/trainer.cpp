@@ -138,6 +138,23 @@ void restore_position(const nlohmann::json& s, bool strict, Trainer::Data& data,
   if (strict || s.contains("rng"))
     ctx.rng = Philox(s.at("rng").at("seed").get<uint64_t>(), s.at("rng").at("offset").get<uint64_t>());
 }
+
+// An upcycled checkpoint needs the MoE model section it was written with (its virtual-group
+// router and scaled experts assume that routing): one error naming every key that differs.
+void check_upcycled_model(const std::string& dir, const GPTConfig& model) {
+  const nlohmann::json state = read_trainer_state(dir);
+  if (!state.contains("upcycled_from") || !state.contains("config") || !state["config"].is_string()) return;
+  const GPTConfig saved = RunConfig::parse(state["config"].get<std::string>(), dir + "/trainer_state.json").model;
+  std::string diff;
+  auto key = [&](const char* name, const auto& want, const auto& have) {
+    if (want != have) diff += fmt::format(" model.{}={} (the recipe has {})", name, want, have);
+  };
+  key("num_moe_experts", saved.num_moe_experts, model.num_moe_experts);
+  key("moe_ffn_hidden_size", saved.moe_ffn_hidden_size, model.moe_ffn_hidden_size);
+  key("moe_router_topk", saved.moe_router_topk, model.moe_router_topk);
+  key("moe_router_pre_softmax", saved.moe_router_pre_softmax, model.moe_router_pre_softmax);
+  FOUNDRY_CHECK(diff.empty(), "{} is an upcycled MoE checkpoint; set the recipe's model section to match:{}", dir, diff);
+}
 }  // namespace
 
 bool Trainer::resume() {
@@ -154,6 +171,7 @@ bool Trainer::resume() {
   const std::string dir = resolve_checkpoint(path);
   if (!cfg_.model.upcycle_from.empty())  // Megatron drops --moe-use-upcycling after the first save
     say(fmt::format("model.upcycle_from={} ignored: resuming from {} instead", cfg_.model.upcycle_from, dir));
+  check_upcycled_model(dir, model_->config());
   // An upcycled checkpoint (`foundry upcycle`) holds no optimizer state: AdamW starts fresh.
   const bool optimizer_state = has_optimizer_state(dir);
   // The distributed optimizer loads the replicated state (checkpoints are layout-independent) and
