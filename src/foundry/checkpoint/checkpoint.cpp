@@ -243,6 +243,11 @@ std::string resolve_checkpoint(const std::string& path) {
   return *latest;
 }
 
+bool has_optimizer_state(const std::string& dir) {
+  std::error_code ec;
+  return fs::is_regular_file(fs::path(dir) / kOptimizerFile, ec);
+}
+
 json read_trainer_state(const std::string& dir) {
   const std::string path = (fs::path(dir) / kTrainerStateFile).string();
   json state;

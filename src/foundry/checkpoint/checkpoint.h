@@ -82,6 +82,9 @@ struct LoadedCheckpoint {
 // holds only some of the model (a pipeline stage): tensors it lacks are not an error.
 LoadedCheckpoint load_checkpoint(const std::string& path, ParamTable& params, AdamW* optimizer = nullptr,
                                  bool partial_model = false);
+// Whether a checkpoint directory holds optimizer state (optimizer.safetensors); an upcycled
+// checkpoint (`foundry upcycle`) has none and training continues with a fresh optimizer.
+bool has_optimizer_state(const std::string& dir);
 // trainer_state.json of a checkpoint directory (an object with an integer "step").
 nlohmann::json read_trainer_state(const std::string& dir);
 

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "foundry/core/check.h"
+#include "foundry/models/gpt/upcycle.h"
 #include "foundry/optim/lr_schedule.h"
 
 namespace foundry {
@@ -197,6 +198,9 @@ const std::map<std::string, std::map<std::string, Field>>& fields() {
     mk("moe_pad_expert_input_to_capacity", &GPTConfig::moe_pad_expert_input_to_capacity, "boolean");
     mk("moe_shared_expert_intermediate_size", &GPTConfig::moe_shared_expert_intermediate_size, "integer");
     mk("moe_shared_expert_gate", &GPTConfig::moe_shared_expert_gate, "boolean");
+    mk("upcycle_from", &GPTConfig::upcycle_from, "string");
+    mk("upcycle_weight_scaling", &GPTConfig::upcycle_weight_scaling, "string");
+    mk("upcycle_scaling_split", &GPTConfig::upcycle_scaling_split, "string");
     auto& tr = t["train"];
     auto tk = [&](const char* key, auto member, const char* type) {
       tr[key] = make_field(&RunConfig::train, member, type, std::string("train.") + key);
@@ -327,6 +331,8 @@ void validate(RunConfig& c) {
                 "train.nan_action '{}' is not one of stop, skip", t.nan_action);
   FOUNDRY_CHECK(!t.output_dir.empty(), "train.output_dir must not be empty");
   resolve_gpt_config(c.model, /*require_vocab=*/false);  // every model.* key, MoE router included
+  check_weight_scaling(c.model.upcycle_weight_scaling, "model.upcycle_weight_scaling");
+  check_scaling_split(c.model.upcycle_scaling_split, "model.upcycle_scaling_split");
   FOUNDRY_CHECK(c.data.tokenizer_vocab_size > 256, "data.tokenizer_vocab_size must exceed 256 (the byte alphabet), got {}",
                 c.data.tokenizer_vocab_size);
 }

@@ -6,14 +6,18 @@
 
 namespace foundry {
 
-Pretrained load_pretrained(const std::string& path) {
-  Pretrained p;
+std::string resolve_pretrained_checkpoint(const std::string& path) {
   // A run's output directory holds its checkpoints under checkpoints/.
   const std::string run_checkpoints = path + "/checkpoints";
   const bool is_run_dir = !std::filesystem::exists(path + "/trainer_state.json") &&
                           !std::filesystem::exists(path + "/" + kLatestCheckpointFile) &&
                           std::filesystem::is_directory(run_checkpoints);
-  p.dir = resolve_checkpoint(is_run_dir ? run_checkpoints : path);
+  return resolve_checkpoint(is_run_dir ? run_checkpoints : path);
+}
+
+Pretrained load_pretrained(const std::string& path) {
+  Pretrained p;
+  p.dir = resolve_pretrained_checkpoint(path);
   const nlohmann::json state = read_trainer_state(p.dir);
   FOUNDRY_CHECK(state.contains("config") && state["config"].is_string(),
                 "checkpoint {}: trainer_state.json holds no \"config\"", p.dir);

@@ -23,5 +23,7 @@ struct Pretrained {
 // `path` is a checkpoint directory, a root holding them (its latest is used), or a run's
 // output directory (its checkpoints/).
 Pretrained load_pretrained(const std::string& path);
+// The checkpoint directory such a path names; throws naming path when there is none.
+std::string resolve_pretrained_checkpoint(const std::string& path);
 
 }  // namespace foundry

@@ -14,6 +14,7 @@
 #include "foundry/train/moe_metrics.h"
 #include "foundry/train/progress.h"
 #include "foundry/train/tensorboard.h"
+#include "foundry/train/upcycling.h"
 
 namespace foundry {
 
@@ -127,33 +128,95 @@ void Trainer::say(const std::string& line) {
   }
 }
 
+namespace {
+// The data position and RNG a checkpoint's trainer_state records (an upcycled dense checkpoint
+// converted from elsewhere may lack them: strict = false keeps the fresh run's).
+void restore_position(const nlohmann::json& s, bool strict, Trainer::Data& data, Context& ctx) {
+  if (strict || s.contains("consumed_samples")) data.train->seek(s.at("consumed_samples").get<int64_t>());
+  if (data.valid && s.contains("valid_consumed_samples"))
+    data.valid->seek(s.at("valid_consumed_samples").get<int64_t>());
+  if (strict || s.contains("rng"))
+    ctx.rng = Philox(s.at("rng").at("seed").get<uint64_t>(), s.at("rng").at("offset").get<uint64_t>());
+}
+
+// An upcycled checkpoint needs the MoE model section it was written with (its virtual-group
+// router and scaled experts assume that routing): one error naming every key that differs.
+void check_upcycled_model(const std::string& dir, const GPTConfig& model) {
+  const nlohmann::json state = read_trainer_state(dir);
+  if (!state.contains("upcycled_from") || !state.contains("config") || !state["config"].is_string()) return;
+  const GPTConfig saved = RunConfig::parse(state["config"].get<std::string>(), dir + "/trainer_state.json").model;
+  std::string diff;
+  auto key = [&](const char* name, const auto& want, const auto& have) {
+    if (want != have) diff += fmt::format(" model.{}={} (the recipe has {})", name, want, have);
+  };
+  key("num_moe_experts", saved.num_moe_experts, model.num_moe_experts);
+  key("moe_ffn_hidden_size", saved.moe_ffn_hidden_size, model.moe_ffn_hidden_size);
+  key("moe_router_topk", saved.moe_router_topk, model.moe_router_topk);
+  key("moe_router_pre_softmax", saved.moe_router_pre_softmax, model.moe_router_pre_softmax);
+  FOUNDRY_CHECK(diff.empty(), "{} is an upcycled MoE checkpoint; set the recipe's model section to match:{}", dir, diff);
+}
+}  // namespace
+
 bool Trainer::resume() {
   std::string path = cfg_.train.load;
   if (path.empty()) {
     const auto latest = latest_checkpoint(checkpoint_root());
-    if (!latest) return false;
+    if (!latest) {
+      if (cfg_.model.upcycle_from.empty()) return false;
+      upcycle_from_dense();
+      return true;
+    }
     path = *latest;
   }
+  const std::string dir = resolve_checkpoint(path);
+  if (!cfg_.model.upcycle_from.empty())  // Megatron drops --moe-use-upcycling after the first save
+    say(fmt::format("model.upcycle_from={} ignored: resuming from {} instead", cfg_.model.upcycle_from, dir));
+  check_upcycled_model(dir, model_->config());
+  // An upcycled checkpoint (`foundry upcycle`) holds no optimizer state: AdamW starts fresh.
+  const bool optimizer_state = has_optimizer_state(dir);
   // The distributed optimizer loads the replicated state (checkpoints are layout-independent) and
   // keeps its shard.
   std::unique_ptr<AdamW> full = zero_ ? std::make_unique<AdamW>(model_->params(), adamw_config()) : nullptr;
-  const LoadedCheckpoint ck = load_checkpoint(path, model_->params(), zero_ ? full.get() : optimizer_.get(),
+  AdamW* opt = !optimizer_state ? nullptr : zero_ ? full.get() : optimizer_.get();
+  const LoadedCheckpoint ck = load_checkpoint(dir, model_->params(), opt,
                                               /*partial_model=*/model_->parallel().pp_size > 1);
   for (DistributedAdamW* z : {zero_.get(), zero_expert_.get()}) {
     if (!z) continue;
+    if (!optimizer_state) {
+      z->load_master_from_params();
+      continue;
+    }
     z->scatter_state(*full);
     z->set_steps(full->steps());
   }
   const nlohmann::json& s = ck.trainer_state;
   step_ = ck.step;
   skipped_steps_ = s.value("skipped_steps", int64_t{0});
-  data_.train->seek(s.at("consumed_samples").get<int64_t>());
-  if (data_.valid && s.contains("valid_consumed_samples"))
-    data_.valid->seek(s.at("valid_consumed_samples").get<int64_t>());
-  ctx_.rng = Philox(s.at("rng").at("seed").get<uint64_t>(), s.at("rng").at("offset").get<uint64_t>());
+  restore_position(s, /*strict=*/true, data_, ctx_);
   say(fmt::format("resumed from {} at step {} ({} samples consumed)", ck.dir, step_,
                   data_.train->consumed_samples()));
+  if (!optimizer_state)
+    say(fmt::format("{} holds no optimizer state (an upcycled checkpoint?): AdamW starts fresh, the LR schedule "
+                    "from its first step", ck.dir));
   return true;
+}
+
+void Trainer::upcycle_from_dense() {
+  const DenseCheckpoint dense = read_dense_checkpoint(cfg_.model.upcycle_from);
+  const UpcycleOptions o = upcycle_options_for(dense.model, model_->config(), cfg_.model.upcycle_weight_scaling,
+                                               cfg_.model.upcycle_scaling_split);
+  // Every rank converts the blocks it holds, reading only its layers' dense tensors.
+  const UpcycleScales sc = upcycle_model(*model_, o, dense_checkpoint_source(dense.dir));
+  for (DistributedAdamW* z : {zero_.get(), zero_expert_.get()})
+    if (z) z->load_master_from_params();
+  step_ = dense.step;
+  skipped_steps_ = dense.trainer_state.value("skipped_steps", int64_t{0});
+  restore_position(dense.trainer_state, /*strict=*/false, data_, ctx_);
+  say(fmt::format("upcycled {} (step {}) into {} experts, top-{}, granularity {}, {} router, activation scale c = {} "
+                  "({} split); AdamW starts fresh; continuing at step {} ({} samples consumed)",
+                  dense.dir, dense.step, o.num_experts, o.topk, o.granularity,
+                  o.pre_softmax ? "softmax-then-topk" : "topk-then-softmax", sc.c, o.scaling_split, step_,
+                  data_.train->consumed_samples()));
 }
 
 void Trainer::save_checkpoint() {

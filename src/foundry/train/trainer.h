@@ -38,8 +38,11 @@ class Trainer {
           std::FILE* log = stdout, Communicator* world = nullptr);
   ~Trainer();
 
-  // Loads the checkpoint named by train.load, else the latest one in output_dir/checkpoints.
-  // Returns false when there is none (a fresh run).
+  // Loads the checkpoint named by train.load, else the latest one in output_dir/checkpoints; a
+  // checkpoint without optimizer state (`foundry upcycle`'s) starts AdamW fresh. With none and
+  // model.upcycle_from set, every rank converts its shard of the dense checkpoint into the model
+  // and takes the dense run's step, data position and RNG (train/upcycling.h); with a checkpoint
+  // the flag is ignored. Returns false when there is nothing to start from (a fresh run).
   bool resume();
   // Trains until `step` == until (default train.train_iters), evaluating, logging and saving
   // on the configured intervals; saves at the end.
@@ -63,7 +66,8 @@ class Trainer {
  private:
   struct Logging;
   void log_interval_line(const StepStats& st, float lr);
-  void say(const std::string& line);  // one log line (above the progress bar on a terminal)
+  void say(const std::string& line);
+  void upcycle_from_dense();  // model.upcycle_from: online upcycling (resume())  // one log line (above the progress bar on a terminal)
   bool logs() const { return world_->rank() == 0; }  // this rank writes logs and files
 
   RunConfig cfg_;

@@ -79,6 +79,12 @@ struct GPTConfig {
   int64_t moe_shared_expert_intermediate_size = 0;
   bool moe_shared_expert_gate = false;
 
+  // Online dense -> MoE upcycling (models/gpt/upcycle.h; train/upcycling.h): a dense checkpoint (dir,
+  // root or run dir) the trainer converts into this MoE model when the run has no checkpoint yet.
+  std::string upcycle_from;                    // "": none
+  std::string upcycle_weight_scaling = "auto"; // auto | none | c (the factor on the expert output)
+  std::string upcycle_scaling_split = "linear";  // linear | equal
+
   bool is_moe_layer(int64_t l) const;  // on a resolved config
 };
 
