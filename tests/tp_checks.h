@@ -180,11 +180,17 @@ inline void check_vocab_parallel_cross_entropy(Communicator& tp, double token_co
 
 // Attention with heads split over tp: NH = 16, NKV = 8 (G = 2), HD = 4, two sequences of 8 tokens.
 // The replicated q/k norm gradients are summed over tp here (parallel_attention.h).
-inline void check_parallel_attention(Communicator& tp, bool sp, bool qk_layernorm) {
+// With qkv_bias (Megatron's --add-qkv-bias) the bias is split like linear_qkv's rows; with
+// rope_scaling the Llama 3 bands (short original context: at HD 4 one frequency kept, one scaled).
+inline void check_parallel_attention(Communicator& tp, bool sp, bool qk_layernorm, bool qkv_bias = false,
+                                     bool rope_scaling = false) {
   const int64_t h = 32;
   const int r = tp.rank(), p = tp.size();
   const Attention::Config ac{.hidden = h, .num_heads = 16, .num_kv_heads = 8, .head_dim = 4,
-                             .init_std = 0.3f, .output_init_std = 0.3f, .qk_layernorm = qk_layernorm};
+                             .init_std = 0.3f, .output_init_std = 0.3f, .qk_layernorm = qk_layernorm,
+                             .add_qkv_bias = qkv_bias,
+                             .rope_scaling = {.enabled = rope_scaling, .factor = 4.f, .low_freq_factor = 1.f,
+                                              .high_freq_factor = 4.f, .original_max_position_embeddings = 64}};
   Attention ref(ac);
   ParamTable rt;
   ref.register_params(rt, "attn");
@@ -197,6 +203,17 @@ inline void check_parallel_attention(Communicator& tp, bool sp, bool qk_layernor
   EXPECT_EQ(attn.local.linear_proj.weight.value.to_vector(), shard_cols(ref.linear_proj.weight.value, r, p).to_vector());
   attn.local.linear_qkv.weight.value.copy_from(shard_rows(ref.linear_qkv.weight.value, r, p));
   attn.local.linear_proj.weight.value.copy_from(shard_cols(ref.linear_proj.weight.value, r, p));
+  if (qkv_bias) {  // zero init on both; then a non-trivial bias, this rank's rows of it
+    const int64_t n = ref.linear_qkv_bias.value.numel();
+    EXPECT_EQ(attn.local.linear_qkv_bias.value.numel(), n / p);
+    const ParamSpec& spec = pt.spec(attn.local.linear_qkv_bias.index);
+    EXPECT_EQ(spec.full_shape(), Shape({n}));
+    EXPECT_EQ(spec.blocks.size(), 1u);
+    EXPECT_EQ(spec.blocks.at(0).global_offset.at(0), r * (n / p));
+    EXPECT_FALSE(spec.weight_decay);
+    ref.linear_qkv_bias.value.copy_from(randn({n}, 23));
+    attn.local.linear_qkv_bias.value.copy_from(shard_rows(ref.linear_qkv_bias.value.reshape({n, 1}), r, p).reshape({n / p}));
+  }
   if (qk_layernorm) {  // non-trivial norm weights
     Tensor qw = randn({4}, 21), kw = randn({4}, 22);
     ref.q_layernorm.weight.value.copy_from(qw);
@@ -221,6 +238,12 @@ inline void check_parallel_attention(Communicator& tp, bool sp, bool qk_layernor
                        kTpRtol, kTpAtol)) << "dWqkv";
   EXPECT_TRUE(allclose(attn.local.linear_proj.weight.grad, shard_cols(ref.linear_proj.weight.grad, r, p),
                        kTpRtol, kTpAtol)) << "dWproj";
+  if (qkv_bias) {
+    const int64_t n = ref.linear_qkv_bias.grad.numel();
+    EXPECT_TRUE(allclose(attn.local.linear_qkv_bias.grad,
+                         shard_rows(ref.linear_qkv_bias.grad.reshape({n, 1}), r, p).reshape({n / p}), kTpRtol, kTpAtol))
+        << "dbqkv";
+  }
   if (qk_layernorm) {
     tp.all_reduce(attn.local.q_layernorm.weight.grad);
     tp.all_reduce(attn.local.k_layernorm.weight.grad);

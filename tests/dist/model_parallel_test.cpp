@@ -1,5 +1,5 @@
 // Model parallelism end to end (run by mpirun with 2, 4 and 8 ranks): for each layout of the issue
-// (TP2 with SP, EP2 and EP4 with both token dispatchers, ETP2, PP2 with 1F1B, PP2 with 2 virtual
+// (TP2 with SP (also with QKV bias and RoPE scaling), EP2 and EP4 with both token dispatchers, ETP2, PP2 with 1F1B, PP2 with 2 virtual
 // stages, PP2 with uneven stages, TP2 x EP2 folded, PP2 x TP2 x EP2; tied embeddings over pipeline stages; gradient buckets
 // overlapped with the backward; the distributed optimizer under TP2 x EP2, EP4 and PP2 x TP2 x EP2), five train_steps of a small MoE, each data-parallel
 // rank on its share of every global batch, give the same losses, gradient norms and routing
@@ -57,7 +57,8 @@ bool fits(const ParallelConfig& p, int world) {
   return world % attn == 0 && world % expt == 0;
 }
 
-void check_layout(const Layout& l, bool tied = false) {
+// qwen2_llama3: Qwen2's QKV bias and Llama 3 RoPE scaling (short original context so that it acts).
+void check_layout(const Layout& l, bool tied = false, bool qwen2_llama3 = false) {
   Communicator& w = world();
   if (!fits(l.p, w.size())) GTEST_SKIP() << "layout does not fit " << w.size() << " ranks";
   Mesh mesh(l.p, w);
@@ -66,6 +67,11 @@ void check_layout(const Layout& l, bool tied = false) {
   const int global_microbatches = 8;
   GPTConfig cfg = small_moe();
   cfg.share_embeddings_and_output_weights = tied;
+  if (qwen2_llama3) {
+    cfg.add_qkv_bias = true;
+    cfg.use_rope_scaling = true;
+    cfg.rope_original_max_position_embeddings = 16;
+  }
   GPTModel one(cfg, 7), par(cfg, 7, mp);
   // Sharded parameters start as their slice of the one-process initial values.
   for (int i = 0; i < par.params().size(); ++i) {
@@ -133,6 +139,7 @@ ParallelConfig config(int64_t tp, int64_t ep, int64_t pp, int64_t etp = 0, int64
 }
 
 TEST(ModelParallel, TP2WithSequenceParallel) { check_layout({config(2, 1, 1)}); }
+TEST(ModelParallel, TP2WithQkvBiasAndRopeScaling) { check_layout({config(2, 1, 1)}, false, true); }
 TEST(ModelParallel, EP2Alltoall) { check_layout({config(1, 2, 1)}); }
 TEST(ModelParallel, EP2Allgather) { check_layout({config(1, 2, 1), "allgather"}); }
 TEST(ModelParallel, EP4Alltoall) { check_layout({config(1, 4, 1)}); }

@@ -37,6 +37,15 @@ TEST(TensorParallel, AttentionWithHeadsSplitEqualsAttention) {
     }
 }
 
+// Qwen2's QKV bias (split like linear_qkv's rows) and Llama 3 RoPE scaling.
+TEST(TensorParallel, AttentionWithQkvBiasAndRopeScalingEqualsAttention) {
+  for (bool sp : {false, true})
+    for (bool scaling : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << "sp " << sp << " rope_scaling " << scaling);
+      testing::check_parallel_attention(world(), sp, /*qk_layernorm=*/false, /*qkv_bias=*/true, scaling);
+    }
+}
+
 TEST(TensorParallel, VocabParallelEmbedding) {
   for (bool sp : {false, true}) {
     SCOPED_TRACE(::testing::Message() << "sp " << sp);

@@ -14,5 +14,13 @@ TEST(ParallelAttention, OneRankEqualsAttention) {
     }
 }
 
+TEST(ParallelAttention, OneRankEqualsAttentionWithQkvBiasAndRopeScaling) {
+  auto self = make_self_communicator("tp");
+  for (bool sp : {false, true}) {
+    SCOPED_TRACE(::testing::Message() << "sp " << sp);
+    testing::check_parallel_attention(*self, sp, /*qk_layernorm=*/true, /*qkv_bias=*/true, /*rope_scaling=*/true);
+  }
+}
+
 }  // namespace
 }  // namespace foundry

@@ -1,5 +1,7 @@
 // Residual add: vs the reference, finite differences, += accumulation into da/db (each may
 // be empty, or both the same tensor), aliasing out with a or b, and bad input.
+// Bias add: vs the reference on odd shapes (serial and parallel paths), finite differences of the
+// bias, += accumulation of dbias, out aliasing x, bad input.
 #include "foundry/ops/elementwise.h"
 
 #include <string>
@@ -107,6 +109,54 @@ TEST(Add, AbsentCudaDevicesAreRefusedClearly) {
   EXPECT_ERROR_MENTIONS(add_forward({.a = a_gpu, .b = a_gpu, .out = out_gpu}), "add_forward",
                         device.c_str());
   EXPECT_ERROR_MENTIONS(add_forward({.a = a, .b = a_gpu, .out = out}), "add_forward", "cpu", "cuda");
+}
+
+TEST(BiasAdd, MatchesReferenceOnOddShapes) {
+  for (int64_t n : {1, 3, 37, 257})
+    for (int64_t c : {1, 7, 13, 61, 257}) {
+      SCOPED_TRACE(::testing::Message() << n << "x" << c);
+      const Tensor x = randn({n, c}, 1 + n * c), b = randn({c}, 2 + n * c), dout = randn({n, c}, 3 + n * c);
+      Tensor out = testing::nan_filled({n, c}), out_ref = Tensor::empty({n, c});
+      bias_add_forward({.x = x, .bias = b, .out = out});
+      ref::bias_add_forward({.x = x, .bias = b, .out = out_ref});
+      EXPECT_TRUE(allclose(out, out_ref, 0, 0));
+      const Tensor db0 = randn({c}, 4);
+      Tensor db = db0.clone(), db_ref = db0.clone();
+      bias_add_backward({.dout = dout, .dbias = db});
+      ref::bias_add_backward({.dout = dout, .dbias = db_ref});
+      EXPECT_TRUE(allclose(db, db_ref, 1e-6, 1e-6));
+    }
+}
+
+TEST(BiasAdd, HandComputedAndAccumulates) {
+  const Tensor x = Tensor::from({2, 3}, {1, 2, 3, 4, 5, 6}), b = Tensor::from({3}, {10, 20, 30});
+  Tensor out = x.clone();
+  bias_add_forward({.x = out, .bias = b, .out = out});  // in place
+  EXPECT_TRUE(allclose(out, Tensor::from({2, 3}, {11, 22, 33, 14, 25, 36}), 0, 0));
+  Tensor db = Tensor::from({3}, {1, 1, 1});
+  bias_add_backward({.dout = x, .dbias = db});
+  bias_add_backward({.dout = x, .dbias = db});
+  EXPECT_TRUE(allclose(db, Tensor::from({3}, {11, 15, 19}), 0, 0));  // 1 + 2 (1 + 4), ...
+}
+
+TEST(BiasAdd, FiniteDifferences) {
+  const Tensor x = randn({5, 7}, 1), b = randn({7}, 2), w = randn({5, 7}, 3);
+  Tensor out = Tensor::empty({5, 7}), db = Tensor::zeros({7});
+  auto loss = [&] {
+    bias_add_forward({.x = x, .bias = b, .out = out});
+    return dot(out, w);
+  };
+  bias_add_backward({.dout = w, .dbias = db});
+  EXPECT_TRUE(finite_difference_check(loss, b, db));
+}
+
+TEST(BiasAdd, BadInput) {
+  const Tensor x = randn({3, 7}, 1), b = randn({6}, 2);
+  Tensor out = Tensor::empty({3, 7}), db = Tensor::zeros({6});
+  EXPECT_ERROR_MENTIONS(bias_add_forward({.x = x, .bias = b, .out = out}), "bias_add_forward", "bias", "(6,)", "(7,)");
+  EXPECT_ERROR_MENTIONS(bias_add_forward({.x = randn({3, 7, 2}, 3), .bias = b, .out = out}), "bias_add_forward",
+                        "2-D");
+  EXPECT_ERROR_MENTIONS(bias_add_backward({.dout = x, .dbias = db}), "bias_add_backward", "dbias", "(6,)");
 }
 
 }  // namespace

@@ -89,6 +89,41 @@ TEST(RunConfig, MoEMistakesNameTheKey) {
   EXPECT_ERROR_MENTIONS(RunConfig::parse("model:\n  num_moe_experts: -1\n", "r.yaml"), "model.num_moe_experts");
 }
 
+// Qwen2's QKV bias and Llama 3.1's rope_scaling (Megatron --add-qkv-bias, --use-rope-scaling,
+// --rope-scaling-factor).
+TEST(RunConfig, QkvBiasAndRopeScalingKeys) {
+  RunConfig d = RunConfig::parse("", "r.yaml");
+  EXPECT_FALSE(d.model.add_qkv_bias);
+  EXPECT_FALSE(d.model.use_rope_scaling);
+  EXPECT_FLOAT_EQ(d.model.rope_scaling_factor, 8.f);
+  EXPECT_FLOAT_EQ(d.model.rope_low_freq_factor, 1.f);
+  EXPECT_FLOAT_EQ(d.model.rope_high_freq_factor, 4.f);
+  EXPECT_EQ(d.model.rope_original_max_position_embeddings, 8192);
+  RunConfig c = RunConfig::parse(
+      "model:\n  add_qkv_bias: true\n  use_rope_scaling: true\n  rope_scaling_factor: 32\n"
+      "  rope_low_freq_factor: 2\n  rope_high_freq_factor: 8\n",
+      "r.yaml", {"model.rope_original_max_position_embeddings=4096"});
+  EXPECT_TRUE(c.model.add_qkv_bias);
+  EXPECT_TRUE(c.model.use_rope_scaling);
+  EXPECT_FLOAT_EQ(c.model.rope_scaling_factor, 32.f);
+  EXPECT_FLOAT_EQ(c.model.rope_low_freq_factor, 2.f);
+  EXPECT_FLOAT_EQ(c.model.rope_high_freq_factor, 8.f);
+  EXPECT_EQ(c.model.rope_original_max_position_embeddings, 4096);
+  const RunConfig again = RunConfig::parse(c.to_yaml(), "printed");
+  EXPECT_EQ(again.to_yaml(), c.to_yaml());
+  EXPECT_TRUE(again.model.add_qkv_bias);
+  EXPECT_EQ(again.model.rope_original_max_position_embeddings, 4096);
+  // Mistakes name the key.
+  EXPECT_ERROR_MENTIONS(RunConfig::parse("model:\n  add_qkv_bias: maybe\n", "r.yaml"), "model.add_qkv_bias", "maybe");
+  EXPECT_ERROR_MENTIONS(RunConfig::parse("model:\n  use_rope_scaling: true\n  rope_scaling_factor: 0\n", "r.yaml"),
+                        "model.rope_scaling_factor");
+  EXPECT_ERROR_MENTIONS(RunConfig::parse("model:\n  use_rope_scaling: true\n  rope_high_freq_factor: 1\n", "r.yaml"),
+                        "model.rope_high_freq_factor", "model.rope_low_freq_factor");
+  EXPECT_ERROR_MENTIONS(
+      RunConfig::parse("model:\n  use_rope_scaling: true\n  rope_original_max_position_embeddings: -5\n", "r.yaml"),
+      "model.rope_original_max_position_embeddings");
+}
+
 TEST(RunConfig, EveryShippedRecipeParsesAndValidates) {
   namespace fs = std::filesystem;
   int n = 0;

@@ -1,6 +1,7 @@
 #include "foundry/nn/attention.h"
 
 #include "foundry/ops/attention.h"
+#include "foundry/ops/elementwise.h"
 #include "foundry/ops/layout.h"
 #include "foundry/ops/rope.h"
 
@@ -44,6 +45,11 @@ Attention::Config resolve(Attention::Config c) {
                 c.num_heads, c.num_kv_heads);
   return c;
 }
+
+RopeArgs rope_args(const Attention::Config& c, const Tensor& positions) {
+  return {.positions = positions, .theta = c.rope_theta, .rotary_percent = c.rotary_percent,
+          .scaling = c.rope_scaling};
+}
 }  // namespace
 
 Attention::Attention(Config c)
@@ -58,6 +64,9 @@ Attention::Attention(Config c)
 
 void Attention::register_params(ParamTable& table, const std::string& name) {
   linear_qkv.register_params(table, name + ".linear_qkv");
+  if (cfg.add_qkv_bias)  // Megatron's linear_qkv bias: zero init, no weight decay, split like the weight's rows
+    table.add(linear_qkv_bias, {.name = name + ".linear_qkv.bias", .shape = {linear_qkv.cfg.out},
+                                .init = Init::zeros(), .weight_decay = false, .tp_split_axis = 0});
   if (cfg.qk_layernorm) {
     q_layernorm.register_params(table, name + ".q_layernorm");
     k_layernorm.register_params(table, name + ".k_layernorm");
@@ -68,6 +77,7 @@ void Attention::register_params(ParamTable& table, const std::string& name) {
 Tensor Attention::forward(Context& ctx, const Tensor& x, const SequenceLayout& seq, Saved& s) const {
   const int64_t T = x.size(0), NH = cfg.num_heads, NKV = cfg.num_kv_heads, HD = cfg.head_dim;
   Tensor qkv = linear_qkv.forward(ctx, x, s.qkv_in);  // (T, NKV (G + 2) HD)
+  if (cfg.add_qkv_bias) bias_add_forward({.x = qkv, .bias = linear_qkv_bias.value, .out = qkv});
   s.q = Tensor::empty({T, NH, HD}, DType::f32, ctx.device);
   s.k = Tensor::empty({T, NKV, HD}, DType::f32, ctx.device);
   s.v = Tensor::empty({T, NKV, HD}, DType::f32, ctx.device);
@@ -77,10 +87,11 @@ Tensor Attention::forward(Context& ctx, const Tensor& x, const SequenceLayout& s
     s.q = q_layernorm.forward(ctx, s.q.reshape({T * NH, HD}), s.q_norm).reshape({T, NH, HD});
     s.k = k_layernorm.forward(ctx, s.k.reshape({T * NKV, HD}), s.k_norm).reshape({T, NKV, HD});
   }
-  rope_forward({.positions = seq.positions, .theta = cfg.rope_theta,
-                .rotary_percent = cfg.rotary_percent, .x = s.q, .out = s.q});
-  rope_forward({.positions = seq.positions, .theta = cfg.rope_theta,
-                .rotary_percent = cfg.rotary_percent, .x = s.k, .out = s.k});
+  RopeArgs rope = rope_args(cfg, seq.positions);
+  rope.x = rope.out = s.q;
+  rope_forward(rope);
+  rope.x = rope.out = s.k;
+  rope_forward(rope);
   s.out = Tensor::empty({T, NH, HD}, DType::f32, ctx.device);
   s.lse = Tensor::empty({T, NH}, DType::f32, ctx.device);
   attention_forward({.q = s.q, .k = s.k, .v = s.v, .cu_seqlens = seq.cu_seqlens, .batch = seq.batch,
@@ -96,6 +107,7 @@ Tensor Attention::forward_inference(Context& ctx, const Tensor& x, int64_t batch
   const int64_t Tq = T / batch;
   Linear::Saved unused;
   Tensor qkv = linear_qkv.forward(ctx, x, unused);  // (B Tq, NKV (G + 2) HD)
+  if (cfg.add_qkv_bias) bias_add_forward({.x = qkv, .bias = linear_qkv_bias.value, .out = qkv});
   Tensor q = Tensor::empty({T, NH, HD}, DType::f32, ctx.device);
   Tensor k = Tensor::empty({T, NKV, HD}, DType::f32, ctx.device);
   Tensor v = Tensor::empty({T, NKV, HD}, DType::f32, ctx.device);
@@ -108,10 +120,11 @@ Tensor Attention::forward_inference(Context& ctx, const Tensor& x, int64_t batch
   Tensor positions = Tensor::empty({T}, DType::i32);  // past_len + i for token i of each sequence
   int32_t* p = positions.ptr<int32_t>();
   for (int64_t t = 0; t < T; ++t) p[t] = static_cast<int32_t>(past_len + t % Tq);
-  rope_forward({.positions = positions, .theta = cfg.rope_theta,
-                .rotary_percent = cfg.rotary_percent, .x = q, .out = q});
-  rope_forward({.positions = positions, .theta = cfg.rope_theta,
-                .rotary_percent = cfg.rotary_percent, .x = k, .out = k});
+  RopeArgs rope = rope_args(cfg, positions);
+  rope.x = rope.out = q;
+  rope_forward(rope);
+  rope.x = rope.out = k;
+  rope_forward(rope);
   Tensor out = Tensor::empty({T, NH, HD}, DType::f32, ctx.device);
   attention_kv_forward({.q = q.reshape({batch, Tq, NH, HD}),
                         .k_new = k.reshape({batch, Tq, NKV, HD}),
@@ -128,10 +141,11 @@ Tensor Attention::backward(Context& ctx, const Tensor& dy, const SequenceLayout&
   attention_backward({.q = s.q, .k = s.k, .v = s.v, .cu_seqlens = seq.cu_seqlens, .batch = seq.batch,
                       .causal = true, .out = s.out, .lse = s.lse, .dout = dout, .dq = dq, .dk = dk,
                       .dv = dv});
-  rope_backward({.positions = seq.positions, .theta = cfg.rope_theta,
-                 .rotary_percent = cfg.rotary_percent, .dy = dq, .dx = dq});
-  rope_backward({.positions = seq.positions, .theta = cfg.rope_theta,
-                 .rotary_percent = cfg.rotary_percent, .dy = dk, .dx = dk});
+  RopeArgs rope = rope_args(cfg, seq.positions);
+  rope.dy = rope.dx = dq;
+  rope_backward(rope);
+  rope.dy = rope.dx = dk;
+  rope_backward(rope);
   if (cfg.qk_layernorm) {  // RMSNorm::backward accumulates into its dx: start from zeros
     Tensor dq_in = Tensor::zeros({T * NH, HD}, DType::f32, ctx.device);
     Tensor dk_in = Tensor::zeros({T * NKV, HD}, DType::f32, ctx.device);
@@ -142,6 +156,7 @@ Tensor Attention::backward(Context& ctx, const Tensor& dy, const SequenceLayout&
   }
   Tensor dqkv = Tensor::empty({T, (NH + 2 * NKV) * HD}, DType::f32, ctx.device);
   qkv_split_backward({.num_heads = NH, .num_kv_heads = NKV, .qkv = dqkv, .q = dq, .k = dk, .v = dv});
+  if (cfg.add_qkv_bias) bias_add_backward({.dout = dqkv, .dbias = linear_qkv_bias.grad});  // += column sums
   return linear_qkv.backward(ctx, dqkv, s.qkv_in);
 }
 

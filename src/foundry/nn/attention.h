@@ -1,16 +1,20 @@
 // Self-attention (Megatron-Core SelfAttention semantics): fused QKV projection in Megatron's
 // grouped layout, optional q/k RMSNorm over the head dimension (Megatron's qk_layernorm,
 // Hugging Face Qwen3's q_norm / k_norm), rotary embedding on q and k, grouped-query attention
-// (blocked, online softmax), output projection.
-//   qkv = x Wqkv^T;  q, k, v = split(qkv)
+// (blocked, online softmax), output projection. Optional QKV bias (Megatron's --add-qkv-bias,
+// Hugging Face Qwen2's q_proj / k_proj / v_proj biases) and Llama 3 RoPE frequency scaling
+// (ops/rope.h).
+//   qkv = x Wqkv^T (+ b_qkv);  q, k, v = split(qkv)
 //   qk_layernorm: q_h = RMSNorm_q(q_h), k_h = RMSNorm_k(k_h) per token and head, weights (HD)
 //   q, k = rope(q), rope(k)
 //   o = softmax(q k^T / sqrt(HD) + causal mask) v;   y = o Wproj^T
+// backward of the bias: b_qkv.grad += sum over tokens of dqkv (ops/elementwise.h bias_add).
 #pragma once
 
 #include "foundry/core/context.h"
 #include "foundry/nn/linear.h"
 #include "foundry/nn/rmsnorm.h"
+#include "foundry/ops/rope.h"
 
 namespace foundry {
 
@@ -39,6 +43,8 @@ struct Attention {
     float output_init_std = 0.02f;  // Megatron scales it by 1 / sqrt(2 L)
     bool qk_layernorm = false;      // RMSNorm on each q and k head before RoPE
     float qk_layernorm_eps = 1e-5f; // Megatron: layernorm_epsilon
+    bool add_qkv_bias = false;      // bias on the fused QKV projection (Qwen2)
+    RopeScaling rope_scaling;       // Llama 3 RoPE frequency scaling (off by default)
   };
   struct Saved {
     Linear::Saved qkv_in;
@@ -51,6 +57,7 @@ struct Attention {
 
   Config cfg;
   Linear linear_qkv;   // (NKV (G + 2) HD, H)
+  Param linear_qkv_bias;  // (NKV (G + 2) HD), rows as linear_qkv's; "linear_qkv.bias", only when cfg.add_qkv_bias
   RMSNorm q_layernorm; // (HD), registered only when cfg.qk_layernorm
   RMSNorm k_layernorm; // (HD), registered only when cfg.qk_layernorm
   Linear linear_proj;  // (H, NH HD)

@@ -31,6 +31,11 @@ void ParallelAttention::register_params(ParamTable& table, const std::string& na
   ParamSpec& qkv = table.edit_spec(local.linear_qkv.weight.index);  // this rank's query groups' rows
   qkv.shape[0] *= p;
   shard_split(qkv, 0, r, p, "tp");
+  if (cfg.attn.add_qkv_bias) {  // the same rows of the bias (NKV (G + 2) HD)
+    ParamSpec& bias = table.edit_spec(local.linear_qkv_bias.index);
+    bias.shape[0] *= p;
+    shard_split(bias, 0, r, p, "tp");
+  }
   ParamSpec& proj = table.edit_spec(local.linear_proj.weight.index);  // its heads' columns
   proj.shape[1] *= p;
   shard_split(proj, 1, r, p, "tp");

@@ -3,6 +3,7 @@
 // Rank r holds the query groups [r NKV/P, (r+1) NKV/P) and their G = NH/NKV query heads each:
 //   linear_qkv  (NKV (G + 2) HD, H) in Megatron's grouped layout [q_g (G HD); k_g (HD); v_g (HD)]
 //               per group g, so rank r's shard is the contiguous rows of its groups (shard_rows)
+//   linear_qkv.bias (NKV (G + 2) HD), with add_qkv_bias: the same rows as the weight
 //   linear_proj (H, NH HD): the columns of its heads r NH/P .. (shard_cols)
 //   y = all_reduce_tp(Attention_r(x))   x replicated (N, H)
 // i.e. a local nn::Attention with NH/P heads and NKV/P query groups between the column-parallel
@@ -33,8 +34,8 @@ struct ParallelAttention {
   Attention local;  // NH/P heads, NKV/P query groups, the full hidden size
 
   ParallelAttention(Config c, Communicator& tp_group);
-  // "...self_attention": linear_qkv / linear_proj as sharded ParamSpecs of the full weights (rows of
-  // this rank's query groups / columns of its heads); q/k norm weights marked tp_grad_sum.
+  // "...self_attention": linear_qkv (and its bias) / linear_proj as sharded ParamSpecs of the full
+  // weights (rows of this rank's query groups / columns of its heads); q/k norm weights marked tp_grad_sum.
   void register_params(ParamTable& table, const std::string& name);
 
   // x (N, H), or (N/P, H) with SP -> y shaped as x

@@ -1,4 +1,5 @@
-// RoPE: validates shapes, dtypes, devices and the rotated width, then dispatches on the device.
+// RoPE: validates shapes, dtypes, devices, the rotated width and the Llama 3 scaling factors, then
+// dispatches on the device.
 #include "foundry/ops/rope.h"
 
 #include <cmath>
@@ -30,6 +31,18 @@ void check_rope(std::string_view op, const RopeArgs& a, const TensorView& in, st
                 "{}: rotary_percent {} of head dim HD {} gives R = {} rotated dims; R must be even "
                 "and > 0",
                 op, a.rotary_percent, HD, R);
+  if (a.scaling.enabled) {
+    const RopeScaling& sc = a.scaling;
+    FOUNDRY_CHECK(sc.factor > 0.f && std::isfinite(sc.factor), "{}: scaling factor must be > 0, got {}", op,
+                  sc.factor);
+    FOUNDRY_CHECK(sc.low_freq_factor > 0.f && sc.high_freq_factor > sc.low_freq_factor &&
+                      std::isfinite(sc.high_freq_factor),
+                  "{}: scaling needs 0 < low_freq_factor < high_freq_factor, got {} and {}", op,
+                  sc.low_freq_factor, sc.high_freq_factor);
+    FOUNDRY_CHECK(sc.original_max_position_embeddings > 0,
+                  "{}: scaling original_max_position_embeddings must be > 0, got {}", op,
+                  sc.original_max_position_embeddings);
+  }
   check_cpu(op, {a.positions, in, out});
 }
 

@@ -171,8 +171,14 @@ const std::map<std::string, std::map<std::string, Field>>& fields() {
     mk("ffn_hidden_size", &GPTConfig::ffn_hidden_size, "integer");
     mk("layernorm_epsilon", &GPTConfig::layernorm_epsilon, "number");
     mk("qk_layernorm", &GPTConfig::qk_layernorm, "boolean");
+    mk("add_qkv_bias", &GPTConfig::add_qkv_bias, "boolean");
     mk("rotary_base", &GPTConfig::rotary_base, "number");
     mk("rotary_percent", &GPTConfig::rotary_percent, "number");
+    mk("use_rope_scaling", &GPTConfig::use_rope_scaling, "boolean");
+    mk("rope_scaling_factor", &GPTConfig::rope_scaling_factor, "number");
+    mk("rope_low_freq_factor", &GPTConfig::rope_low_freq_factor, "number");
+    mk("rope_high_freq_factor", &GPTConfig::rope_high_freq_factor, "number");
+    mk("rope_original_max_position_embeddings", &GPTConfig::rope_original_max_position_embeddings, "integer");
     mk("init_method_std", &GPTConfig::init_method_std, "number");
     mk("share_embeddings_and_output_weights", &GPTConfig::share_embeddings_and_output_weights, "boolean");
     mk("bf16", &GPTConfig::bf16, "boolean");

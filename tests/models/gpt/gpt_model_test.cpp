@@ -76,5 +76,61 @@ TEST(GPTModel, RejectsImpossibleShapes) {
   EXPECT_THROW(GPTModel(c, 1), Error);
 }
 
+// Qwen2-style QKV bias (model.add_qkv_bias): one (NKV (G + 2) HD) bias per layer after the weight,
+// counted by count_parameters, no weight decay, zero init; training FLOPs unchanged. Gradients of
+// every parameter (the bias with non-zero values) match finite differences, with Llama 3 RoPE scaling.
+TEST(GPTModel, QkvBiasAndRopeScaling) {
+  GPTConfig c = tiny(false);
+  const GPTModel plain(c, 1);
+  c.add_qkv_bias = true;
+  c.use_rope_scaling = true;
+  c.rope_scaling_factor = 4.f;
+  c.rope_original_max_position_embeddings = 32;  // short: scaled frequencies at HD 4 and S 5
+  GPTModel m(c, 17);
+  EXPECT_EQ(m.params().numel(), plain.params().numel() + 2 * (4 + 2 * 2) * 4);
+  EXPECT_EQ(count_parameters(m.config()).total, m.params().numel());
+  EXPECT_EQ(count_parameters(m.config()).active, m.params().numel());
+  EXPECT_EQ(m.params().spec(3).name, "decoder.layers.0.self_attention.linear_qkv.bias");
+  EXPECT_EQ(m.params().spec(3).shape, (Shape{(4 + 2 * 2) * 4}));
+  EXPECT_FALSE(m.params().spec(3).weight_decay);
+  EXPECT_DOUBLE_EQ(m.training_flops_per_token(10), plain.training_flops_per_token(10));
+  for (const char* name : {"decoder.layers.0.self_attention.linear_qkv.bias", "decoder.layers.1.self_attention.linear_qkv.bias"}) {
+    Param& b = m.params().at(name);
+    EXPECT_TRUE(testing::allclose(b.value, Tensor::zeros(b.value.shape()), 0, 0));
+    b.value.copy_from(testing::randn(b.value.shape(), 3, 0.5f));
+  }
+  const Tensor tokens = tokens_of({1, 5, 9, 30, 2, 2, 7, 11, 0, 3});
+  const Tensor targets = tokens_of({5, 9, 30, 2, 4, 7, 11, 0, 3, 29});
+  const SequenceLayout seq = SequenceLayout::uniform(2, 5);
+  m.params().zero_grad();
+  model_loss(m, tokens, targets, seq, true);
+  for (int i = 0; i < m.params().size(); ++i) {
+    const Param& p = m.params().param(i);
+    EXPECT_TRUE(testing::finite_difference_check(
+        [&] { return model_loss(m, tokens, targets, seq, false); }, p.value, p.grad, 1e-2, 2e-2, 2e-4, 24))
+        << m.params().spec(i).name;
+  }
+}
+
+TEST(GPTModel, RopeScalingSettingsAreCheckedNamingTheKey) {
+  GPTConfig c = tiny(false);
+  c.use_rope_scaling = true;
+  EXPECT_NO_THROW(resolve_gpt_config(c));
+  c.rope_scaling_factor = 0.f;
+  EXPECT_ERROR_MENTIONS(resolve_gpt_config(c), "model.rope_scaling_factor", "> 0");
+  c = tiny(false);
+  c.use_rope_scaling = true;
+  c.rope_low_freq_factor = 4.f;
+  EXPECT_ERROR_MENTIONS(resolve_gpt_config(c), "model.rope_high_freq_factor", "model.rope_low_freq_factor");
+  c.rope_low_freq_factor = -1.f;
+  EXPECT_ERROR_MENTIONS(resolve_gpt_config(c), "model.rope_low_freq_factor", "> 0");
+  c = tiny(false);
+  c.use_rope_scaling = true;
+  c.rope_original_max_position_embeddings = 0;
+  EXPECT_ERROR_MENTIONS(resolve_gpt_config(c), "model.rope_original_max_position_embeddings");
+  c.use_rope_scaling = false;  // off: the settings are not used
+  EXPECT_NO_THROW(resolve_gpt_config(c));
+}
+
 }  // namespace
 }  // namespace foundry

@@ -4,6 +4,7 @@
 // overflowing it or feeding the wrong batch is an error.
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "foundry/models/gpt/gpt_model.h"
@@ -110,6 +111,24 @@ TEST(GPTInference, AnyChunkingGivesTheSameLogits) {
     KVCache cache = m.make_kv_cache(B, S);
     EXPECT_TRUE(logits_close(cached_logits(m, tokens, chunks, cache), want));
   }
+}
+
+// Qwen2's QKV bias (non-zero values) and Llama 3 RoPE scaling go through the KV-cache path too.
+TEST(GPTInference, QkvBiasAndRopeScalingEqualFullForward) {
+  GPTConfig c = tiny_gqa(false);
+  c.add_qkv_bias = true;
+  c.use_rope_scaling = true;
+  c.rope_original_max_position_embeddings = 16;
+  GPTModel m(c, 7);
+  for (int64_t l = 0; l < 3; ++l) {
+    Param& b = m.params().at("decoder.layers." + std::to_string(l) + ".self_attention.linear_qkv.bias");
+    b.value.copy_from(testing::randn(b.value.shape(), 20 + l, 0.5f));
+  }
+  const int64_t B = 2, S = 13;
+  const Tensor tokens = random_tokens(B, S, c.vocab_size, 11);
+  const Tensor want = full_logits(m, tokens);
+  KVCache cache = m.make_kv_cache(B, S);
+  EXPECT_TRUE(logits_close(cached_logits(m, tokens, {5, 1, 1, 6}, cache), want));
 }
 
 TEST(GPTInference, LongerThanOneAttentionBlock) {

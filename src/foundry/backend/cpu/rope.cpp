@@ -1,6 +1,7 @@
 // CPU RoPE (Su et al. 2021, RoFormer), rotate-half layout as in Megatron-Core
 // (megatron/core/models/common/embeddings/rope_utils.py, _apply_rotary_pos_emb_bshd):
 //   inv_freq[i] = theta^(-2i/R), angle = p * inv_freq[i], i < R/2
+// (optionally rescaled by the Llama 3 bands, ops/rope.h, in rope_inv_freq)
 //   out[i] = x[i] cos - x[i+R/2] sin,   out[i+R/2] = x[i+R/2] cos + x[i] sin
 // Backward is the same rotation with sin negated. inv_freq is computed once per call (f64) and
 // cos/sin once per token, shared by its NH heads: the angle is formed and reduced mod pi/2 in
@@ -10,6 +11,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <numbers>
 #include <vector>
 
 #include "foundry/backend/cpu/vector_math.h"
@@ -29,9 +31,7 @@ void rotate(const RopeArgs& a, const TensorView& in_v, const TensorView& out_v, 
   float* out = out_v.ptr<float>();
   const bool in_place = in == out;
 
-  std::vector<double> inv_freq(static_cast<size_t>(half));
-  for (int64_t i = 0; i < half; ++i)
-    inv_freq[i] = std::pow(static_cast<double>(a.theta), -2.0 * static_cast<double>(i) / static_cast<double>(R));
+  const std::vector<double> inv_freq = rope_inv_freq(a.theta, R, a.scaling);
 
 #pragma omp parallel if (T * NH * HD >= kParallelMin)
   {
@@ -66,6 +66,29 @@ void rotate(const RopeArgs& a, const TensorView& in_v, const TensorView& out_v, 
 }
 
 }  // namespace
+
+std::vector<double> rope_inv_freq(float theta, int64_t R, const RopeScaling& scaling) {
+  const int64_t half = R / 2;
+  std::vector<double> inv_freq(static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i)
+    inv_freq[i] = std::pow(static_cast<double>(theta), -2.0 * static_cast<double>(i) / static_cast<double>(R));
+  if (!scaling.enabled) return inv_freq;
+  // Llama 3 bands (ops/rope.h): long wavelengths slowed by `factor`, short ones kept, a linear
+  // blend in 1 / wavelen between them.
+  const double old_ctx = static_cast<double>(scaling.original_max_position_embeddings);
+  const double factor = scaling.factor, low = scaling.low_freq_factor, high = scaling.high_freq_factor;
+  const double low_wavelen = old_ctx / low, high_wavelen = old_ctx / high;
+  for (double& f : inv_freq) {
+    const double wavelen = 2 * std::numbers::pi / f;
+    if (wavelen > low_wavelen) {
+      f /= factor;
+    } else if (wavelen >= high_wavelen) {
+      const double s = (old_ctx / wavelen - low) / (high - low);
+      f = (1 - s) * f / factor + s * f;
+    }
+  }
+  return inv_freq;
+}
 
 int64_t rope_rotary_dims(int64_t HD, float rotary_percent) {
   return static_cast<int64_t>(std::floor(static_cast<double>(HD) * rotary_percent + 1e-4));

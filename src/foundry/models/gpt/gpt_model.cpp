@@ -28,6 +28,18 @@ GPTConfig resolve_gpt_config(GPTConfig c, bool require_vocab) {
     c.kv_channels = c.hidden_size / c.num_attention_heads;
   }
   if (c.ffn_hidden_size == 0) c.ffn_hidden_size = 4 * c.hidden_size;
+  if (c.use_rope_scaling) {  // Llama 3 bands (ops/rope.h)
+    FOUNDRY_CHECK(c.rope_scaling_factor > 0 && std::isfinite(c.rope_scaling_factor),
+                  "model.rope_scaling_factor must be > 0, got {}", c.rope_scaling_factor);
+    FOUNDRY_CHECK(c.rope_low_freq_factor > 0, "model.rope_low_freq_factor must be > 0, got {}",
+                  c.rope_low_freq_factor);
+    FOUNDRY_CHECK(c.rope_high_freq_factor > c.rope_low_freq_factor && std::isfinite(c.rope_high_freq_factor),
+                  "model.rope_high_freq_factor ({}) must be greater than model.rope_low_freq_factor ({})",
+                  c.rope_high_freq_factor, c.rope_low_freq_factor);
+    FOUNDRY_CHECK(c.rope_original_max_position_embeddings > 0,
+                  "model.rope_original_max_position_embeddings must be positive, got {}",
+                  c.rope_original_max_position_embeddings);
+  }
   FOUNDRY_CHECK(c.num_moe_experts >= 0, "model.num_moe_experts must be >= 0, got {}", c.num_moe_experts);
   if (c.num_moe_experts == 0) return c;
   if (c.moe_ffn_hidden_size == 0) c.moe_ffn_hidden_size = c.ffn_hidden_size;
@@ -57,8 +69,8 @@ GPTConfig resolve_gpt_config(GPTConfig c, bool require_vocab) {
 
 ParameterCount count_parameters(const GPTConfig& c) {
   const int64_t H = c.hidden_size, V = c.vocab_size;
-  const int64_t attention = H * (c.num_attention_heads + 2 * c.num_query_groups) * c.kv_channels +
-                            c.num_attention_heads * c.kv_channels * H;
+  const int64_t qkv_rows = (c.num_attention_heads + 2 * c.num_query_groups) * c.kv_channels;
+  const int64_t attention = H * qkv_rows + (c.add_qkv_bias ? qkv_rows : 0) + c.num_attention_heads * c.kv_channels * H;
   const int64_t norms = 2 * H + (c.qk_layernorm ? 2 * c.kv_channels : 0);  // input, pre_mlp (, q, k) norms
   const int64_t expert = 3 * H * c.moe_ffn_hidden_size;  // fc1 (2F, H) + fc2 (H, F)
   const int64_t shared = 3 * H * c.moe_shared_expert_intermediate_size + (c.moe_shared_expert_gate ? H : 0);
@@ -160,7 +172,11 @@ GPTModel::GPTModel(const GPTConfig& config, uint64_t seed, const ModelParallel& 
                     .rope_theta = cfg_.rotary_base, .rotary_percent = cfg_.rotary_percent,
                     .compute = compute, .init_std = cfg_.init_method_std,
                     .output_init_std = output_std, .qk_layernorm = cfg_.qk_layernorm,
-                    .qk_layernorm_eps = cfg_.layernorm_epsilon},
+                    .qk_layernorm_eps = cfg_.layernorm_epsilon, .add_qkv_bias = cfg_.add_qkv_bias,
+                    .rope_scaling = {.enabled = cfg_.use_rope_scaling, .factor = cfg_.rope_scaling_factor,
+                                     .low_freq_factor = cfg_.rope_low_freq_factor,
+                                     .high_freq_factor = cfg_.rope_high_freq_factor,
+                                     .original_max_position_embeddings = cfg_.rope_original_max_position_embeddings}},
       .mlp = {.hidden = cfg_.hidden_size, .ffn = cfg_.ffn_hidden_size, .compute = compute,
               .init_std = cfg_.init_method_std, .output_init_std = output_std},
       .norm_eps = cfg_.layernorm_epsilon,

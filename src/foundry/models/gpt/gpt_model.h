@@ -49,8 +49,17 @@ struct GPTConfig {
   int64_t ffn_hidden_size = 0;   // 0 = 4 * hidden_size
   float layernorm_epsilon = 1e-5f;
   bool qk_layernorm = false;  // RMSNorm over each q and k head before RoPE (Qwen3 q_norm / k_norm)
+  bool add_qkv_bias = false;  // bias on the fused QKV projection (Megatron --add-qkv-bias; Qwen2)
   float rotary_base = 10000.f;
   float rotary_percent = 1.f;
+  // Llama 3 RoPE frequency scaling (Megatron --use-rope-scaling / --rope-scaling-factor; Hugging
+  // Face rope_scaling {rope_type: llama3, factor, low_freq_factor, high_freq_factor,
+  // original_max_position_embeddings}; ops/rope.h).
+  bool use_rope_scaling = false;
+  float rope_scaling_factor = 8.f;
+  float rope_low_freq_factor = 1.f;
+  float rope_high_freq_factor = 4.f;
+  int64_t rope_original_max_position_embeddings = 8192;
   float init_method_std = 0.02f;
   bool share_embeddings_and_output_weights = false;
   bool bf16 = false;  // GEMM inputs in bf16, f32 accumulation, f32 master weights (MoE routers stay f32)

@@ -19,4 +19,20 @@ void add_backward(const AddArgs& g) {
   }
 }
 
+void bias_add_forward(const BiasAddArgs& g) {
+  const int64_t N = g.x.size(0), C = g.x.size(1);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c)
+      g.out.ptr<float>()[n * C + c] = static_cast<float>(static_cast<double>(g.x.ptr<float>()[n * C + c]) + g.bias.ptr<float>()[c]);
+}
+
+void bias_add_backward(const BiasAddArgs& g) {
+  const int64_t N = g.dout.size(0), C = g.dout.size(1);
+  for (int64_t c = 0; c < C; ++c) {
+    double sum = g.dbias.ptr<float>()[c];
+    for (int64_t n = 0; n < N; ++n) sum += g.dout.ptr<float>()[n * C + c];
+    g.dbias.ptr<float>()[c] = static_cast<float>(sum);
+  }
+}
+
 }  // namespace foundry::ref

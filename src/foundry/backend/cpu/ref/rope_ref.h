@@ -1,4 +1,5 @@
-// Naive reference RoPE for tests (f64 angles and products), same contract as ops/rope.h.
+// Naive reference RoPE for tests (f64 angles and products, inv_freq and its Llama 3 scaling
+// recomputed per element), same contract as ops/rope.h.
 // R is taken as in the CPU backend (cpu::rope_rotary_dims).
 #pragma once
 
