@@ -165,6 +165,7 @@ std::string save_checkpoint(const CheckpointContents& c, const std::string& root
     FOUNDRY_CHECK(!ec, "cannot create '{}': {}", tok.string(), ec.message());
     c.save_tokenizer(tok.string());
   }
+  if (c.save_extra) c.save_extra(tmp.dir.string());
   fsync_tree(tmp.dir.string());
 
   // 2. Publish: rename into place (moving a previous save of the same step aside first).

@@ -11,6 +11,7 @@
 //                                           metadata "step" (the optimizer's step count)
 //       trainer_state.json                  the caller's JSON object plus "step"
 //       tokenizer/                          written by the caller's callback (Tokenizer::save)
+//       hf/                                 imported models only: Hugging Face side files (hf_convert.h)
 //
 // Saves are atomic: everything is written into `root/.tmp-iter_0000100-<pid>/`, every file and
 // directory is fsync'ed, the directory is renamed to `iter_0000100` and root is fsync'ed, and
@@ -42,6 +43,9 @@ struct CheckpointContents {
   nlohmann::json trainer_state = nlohmann::json::object();
   // Optional: writes the tokenizer into the directory it is given (Tokenizer::save).
   std::function<void(const std::string& dir)> save_tokenizer;
+  // Optional: writes further files into the checkpoint directory it is given (e.g. the Hugging
+  // Face side files of an imported model under hf/), before everything is fsync'ed and published.
+  std::function<void(const std::string& dir)> save_extra;
   int64_t max_shard_bytes = kDefaultMaxShardBytes;
 };
 
