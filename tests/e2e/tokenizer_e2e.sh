@@ -47,7 +47,9 @@ printf '{"text": "Hello world"}\n{"text": ""}\n{"text": "a b"}\n' |
 printf '[15496, 995]\n[]\n[64, 275]\n' | cmp -s - "$work/lines.txt" || fail "--jsonl: $(cat "$work/lines.txt")"
 
 # 4. Train on .txt + .jsonl, then use the result.
-cat "$src"/docs/*.md "$src/README.md" >"$work/corpus.txt"
+# The README itself (the docs grow with every feature, and the compression check below is about the
+# text the tokenizer was trained on).
+cp "$src/README.md" "$work/corpus.txt"
 awk '{ gsub(/\\/, "&&"); gsub(/"/, "\\\""); printf "{\"text\": \"%s\"}\n", $0 }' "$src/README.md" >"$work/corpus.jsonl"
 "$foundry" tokenizer train --input "$work/corpus.txt" "$work/corpus.jsonl" --vocab-size 600 \
   --output "$work/trained" --special-tokens '<|endoftext|>' '<|pad|>' >"$work/train.log"
