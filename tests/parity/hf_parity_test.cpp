@@ -13,6 +13,7 @@
 #include "foundry/checkpoint/safetensors.h"
 #include "foundry/data/tokenizer.h"
 #include "foundry/train/pretrained.h"
+#include "foundry/train/upcycling.h"
 #include "testing.h"
 
 namespace foundry {
@@ -78,6 +79,35 @@ TEST_P(HfParity, RoundTripThroughFoundryIsBitIdentical) {
   json ca = read_json(src + "/config.json"), cb = read_json(dir + "/hf/config.json");
   EXPECT_EQ(ca, cb) << "source:\n" << ca.dump(2) << "\nexported:\n" << cb.dump(2);
   EXPECT_EQ(testing::read_bytes(src + "/tokenizer.json"), testing::read_bytes(dir + "/hf/tokenizer.json"));
+  fs::remove_all(dir);
+}
+
+// The Llama 3 -> Mixtral recipe through Hugging Face formats: import the Llama fixture, upcycle it
+// into 4 experts top-2 (topk-then-softmax: exactly the dense model), export as Mixtral; the
+// Mixtral directory, read back, gives the Llama reference logits.
+TEST(HfUpcycle, UpcycledLlamaExportsAsMixtralWithTheDenseLogits) {
+  const std::string dir = scratch("upcycle");
+  const std::string dense = import_hf_checkpoint(fixture_dir("llama"), dir + "/dense");
+  OfflineUpcycle job;
+  job.dense = dense;
+  job.options.num_experts = 4;
+  job.options.topk = 2;
+  job.out = dir + "/moe";
+  upcycle_checkpoint(job);
+  export_hf_checkpoint(dir + "/moe", dir + "/mixtral", {.dtype = "float32"});
+  const json config = read_json(dir + "/mixtral/config.json");
+  EXPECT_EQ(config["architectures"][0], "MixtralForCausalLM");
+  EXPECT_EQ(config["num_local_experts"], 4);
+  EXPECT_EQ(config["rope_scaling"]["rope_type"], "llama3");
+  const HfModel m = read_hf_model(dir + "/mixtral");
+  ASSERT_EQ(m.arch, HfArch::mixtral);
+  const Fixture fx = Fixture::load(std::string(FOUNDRY_FIXTURES_DIR) + "/hf_logits.bin");
+  const Tensor& tokens = fx.at("llama.tokens");
+  Context ctx;
+  GPTModel::Saved saved;
+  const Tensor logits = m.model->forward(ctx, tokens, SequenceLayout::uniform(1, tokens.shape()[0]), saved);
+  EXPECT_TRUE(testing::allclose(logits, fx.at("llama.logits"), 1e-4, 1e-4));
+  EXPECT_TRUE(testing::close_in_norm(logits, fx.at("llama.logits"), 1e-5));
   fs::remove_all(dir);
 }
 

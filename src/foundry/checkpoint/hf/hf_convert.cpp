@@ -119,9 +119,19 @@ void export_hf_checkpoint(const std::string& checkpoint, const std::string& out_
   const json hf = state.contains("hf") ? state["hf"] : json::object();
   const GPTConfig& cfg = p.model->config();
 
+  // The architecture: --architecture, else the imported one while it still fits the model (an
+  // upcycled Llama is no longer a Llama), else the one the model's features call for.
   HfArch arch = default_hf_arch(cfg);
-  if (!o.architecture.empty()) arch = hf_arch_from_name(o.architecture);
-  else if (hf.contains("architecture")) arch = hf_arch_from_name(hf["architecture"].get<std::string>());
+  if (!o.architecture.empty()) {
+    arch = hf_arch_from_name(o.architecture);
+  } else if (hf.contains("architecture")) {
+    const HfArch imported = hf_arch_from_name(hf["architecture"].get<std::string>());
+    try {
+      check_hf_representable(cfg, imported);
+      arch = imported;
+    } catch (const Error&) {
+    }
+  }
   const bool same_arch = hf.contains("architecture") && hf_arch_from_name(hf["architecture"].get<std::string>()) == arch;
   DType dtype = DType::f32;
   if (!o.dtype.empty()) dtype = hf_dtype_from_name(o.dtype);
