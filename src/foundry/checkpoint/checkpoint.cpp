@@ -370,7 +370,10 @@ std::string describe_checkpoint(const std::string& path) {
   for (const auto& [key, value] : state.items()) {
     if (key == "config" || key == "step") continue;
     std::string v = value.dump();
-    if (v.size() > 100) v = value.is_structured() ? fmt::format("({} entries)", value.size()) : v.substr(0, 97) + "...";
+    if (key == "hf" && value.is_object() && value.contains("architecture") && value.contains("torch_dtype"))
+      v = fmt::format("imported {} ({}) from {}", value["architecture"].get<std::string>(),
+                      value["torch_dtype"].get<std::string>(), value.value("source", std::string("?")));
+    else if (v.size() > 100) v = value.is_structured() ? fmt::format("({} entries)", value.size()) : v.substr(0, 97) + "...";
     s += fmt::format("{:<16} {}\n", key, v);
   }
 
