@@ -49,3 +49,5 @@ rm -f "$out/dense_continued/checkpoints/$(basename "$src")/optimizer.safetensors
 "$foundry" plot "$out/dense_continued" "$out/e8g1t2" "$out/e8g4t4" "$out/dense" \
   --label "dense, continued" --label "upcycled E8G1T2" --label "upcycled E8G4T4" --label "dense pretraining" \
   --output "$out/upcycling.svg"
+"$foundry" plot "$out/dense_continued" "$out/e8g1t2" "$out/e8g4t4" \
+  --label "dense, continued" --label "upcycled E8G1T2" --label "upcycled E8G4T4" --output "$out/continued.svg"

@@ -670,6 +670,8 @@ PlotRunsResult plot_runs(const std::vector<std::string>& runs, const std::vector
   }
   std::string title = "foundry runs: " + r.labels[0];
   for (size_t i = 1; i < r.labels.size(); ++i) title += " vs " + r.labels[i];
+  // Long labels: the legends name the runs, and the header must not run into the summary.
+  if (title.size() > 60) title = fmt::format("foundry: {} runs compared", r.labels.size());
   const std::string doc = render_comparison_svg(loaded, title, from_step);
   r.svg_path = svg.string();
   write_text(r.svg_path, doc);
