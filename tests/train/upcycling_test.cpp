@@ -7,6 +7,8 @@
 #include "foundry/train/upcycling.h"
 
 #include <cstring>
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -20,8 +22,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Per process: ctest runs the tests of this file as separate processes at the same time.
 std::string scratch(const std::string& name) {
-  const std::string dir = ::testing::TempDir() + "foundry_upcycling_" + name;
+  const std::string dir = ::testing::TempDir() + "foundry_upcycling_" + name + "_" + std::to_string(::getpid());
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;
