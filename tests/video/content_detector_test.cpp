@@ -73,6 +73,12 @@ const std::map<std::string, std::function<std::vector<int64_t>(const Sequence&)>
        [](const Sequence& q) { return run(ContentDetector({.threshold = 12.0, .min_scene_len = 5}), q); }},
       {"content_t12_len0",
        [](const Sequence& q) { return run(ContentDetector({.threshold = 12.0, .min_scene_len = 0}), q); }},
+      {"content_edges",
+       [](const Sequence& q) { return run(ContentDetector({.weights = {1.0, 1.0, 1.0, 1.0}}), q); }},
+      {"content_edges_only_k3",
+       [](const Sequence& q) {
+         return run(ContentDetector({.threshold = 40.0, .weights = {0.0, 0.0, 0.0, 1.0}, .kernel_size = 3}), q);
+       }},
       {"adaptive", [](const Sequence& q) { return run(AdaptiveDetector(), q); }},
       {"adaptive_luma", [](const Sequence& q) { return run(AdaptiveDetector({.luma_only = true}), q); }},
       {"adaptive_w1_len5",
@@ -115,7 +121,7 @@ TEST(ContentDetector, ScoresBitExactWithScenedetect) {
   for (const auto& name : kSequences) {
     SCOPED_TRACE(name);
     const Sequence q = sequence(name);
-    ContentDetector det;
+    ContentDetector det({.compute_edges = true});  // as scenedetect with a StatsManager attached
     for (int64_t i = 0; i < q.t; ++i) det.process(q.frame(i));
     ASSERT_EQ(static_cast<int64_t>(det.scores().size()), q.t);
     const std::string p = "seq." + name + ".";
@@ -134,8 +140,26 @@ TEST(ContentDetector, ScoresBitExactWithScenedetect) {
       EXPECT_EQ(s.delta_hue, f64(fx().at(p + "delta_hue"), i)) << "frame " << i;
       EXPECT_EQ(s.delta_sat, f64(fx().at(p + "delta_sat"), i)) << "frame " << i;
       EXPECT_EQ(s.delta_lum, f64(fx().at(p + "delta_lum"), i)) << "frame " << i;
+      EXPECT_EQ(s.delta_edges, f64(fx().at(p + "delta_edges"), i)) << "frame " << i;
     }
   }
+}
+
+TEST(ContentDetector, EdgesOnlyWhenAskedFor) {
+  const Sequence q = sequence("flash");
+  ContentDetector det;  // edge weight 0, no compute_edges: delta_edges stays 0
+  for (int64_t i = 0; i < 10; ++i) det.process(q.frame(i));
+  for (int64_t i = 1; i < 10; ++i) EXPECT_EQ(det.scores()[i].delta_edges, 0.0);
+  EXPECT_GT(f64(fx().at("seq.flash.delta_edges"), 1), 0.0);
+}
+
+TEST(ContentDetector, EstimatedKernelSize) {
+  // scenedetect _estimated_kernel_size: 4 + round(sqrt(w*h)/192) (half to even), bumped to odd.
+  EXPECT_EQ(estimated_kernel_size(40, 30), 5);
+  EXPECT_EQ(estimated_kernel_size(256, 144), 5);   // 1.0 -> 5
+  EXPECT_EQ(estimated_kernel_size(640, 480), 7);   // 2.89 -> 7
+  EXPECT_EQ(estimated_kernel_size(1280, 720), 9);  // 5.0 -> 9
+  EXPECT_EQ(estimated_kernel_size(1920, 1080), 13);  // 7.5 rounds to 8 -> 12 -> 13
 }
 
 TEST(ContentDetector, LumaOnlyScoreIsDeltaLum) {
@@ -158,8 +182,8 @@ TEST(Detectors, CutListsIdenticalForEverySequenceAndMode) {
       nonempty += !want.empty();
     }
   }
-  EXPECT_EQ(compared, 36);
-  EXPECT_GE(nonempty, 28);  // the fixture exercises real cuts, not mostly empty lists
+  EXPECT_EQ(compared, 44);
+  EXPECT_GE(nonempty, 34);  // the fixture exercises real cuts, not mostly empty lists
 }
 
 TEST(AdaptiveDetector, RatiosBitExactWithScenedetect) {
@@ -245,7 +269,8 @@ TEST(ContentDetector, RejectsBadFramesAndOptions) {
   EXPECT_ERROR_MENTIONS(det.process(FrameRef{a, 4, 4, 0}), "frame 0", "48");
   det.process(FrameRef{a, 4, 3, 0});
   EXPECT_ERROR_MENTIONS(det.process(FrameRef{b, 5, 3, 1}), "frame 1", "5x3", "4x3");
-  EXPECT_ERROR_MENTIONS(ContentDetector({.weights = {1, 1, 1, 1}}), "edge weight");
+  EXPECT_ERROR_MENTIONS(ContentDetector({.kernel_size = 4}), "kernel_size 4");
+  EXPECT_ERROR_MENTIONS(ContentDetector({.weights = {0, 0, 0, 0}}), "weights are 0");
   EXPECT_ERROR_MENTIONS(AdaptiveDetector({.window_width = 0}), "window_width 0");
 }
 

@@ -45,6 +45,9 @@ MODES = {
     "content_t12_suppress": lambda: ContentDetector(threshold=12.0, filter_mode=FlashFilter.Mode.SUPPRESS),
     "content_t12_len5": lambda: ContentDetector(threshold=12.0, min_scene_len=5),
     "content_t12_len0": lambda: ContentDetector(threshold=12.0, min_scene_len=0),
+    "content_edges": lambda: ContentDetector(weights=ContentDetector.Components(1.0, 1.0, 1.0, 1.0)),
+    "content_edges_only_k3": lambda: ContentDetector(
+        threshold=40.0, weights=ContentDetector.Components(0.0, 0.0, 0.0, 1.0), kernel_size=3),
     "adaptive": lambda: AdaptiveDetector(),
     "adaptive_luma": lambda: AdaptiveDetector(luma_only=True),
     "adaptive_w1_len5": lambda: AdaptiveDetector(window_width=1, min_scene_len=5, min_content_val=8.0),

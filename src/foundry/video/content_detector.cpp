@@ -54,6 +54,120 @@ double mean_pixel_distance(const std::vector<uint8_t>& a, const std::vector<uint
 
 }  // namespace
 
+// ---- edges: OpenCV Canny (imgproc/src/canny.cpp, aperture 3, L1 gradient) and dilate ---------
+std::vector<uint8_t> canny_opencv(std::span<const uint8_t> img, int w, int h, int low, int high) {
+  FOUNDRY_CHECK(w > 0 && h > 0 && img.size() == static_cast<size_t>(w) * h, "canny_opencv: {} bytes for {}x{}",
+                img.size(), w, h);
+  if (low > high) std::swap(low, high);
+  auto at = [&](int y, int x) {  // BORDER_REPLICATE
+    return static_cast<int>(img[static_cast<size_t>(std::clamp(y, 0, h - 1)) * w + std::clamp(x, 0, w - 1)]);
+  };
+  const size_t n = static_cast<size_t>(w) * h;
+  std::vector<int> dx(n), dy(n), mag(n);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      const size_t i = static_cast<size_t>(y) * w + x;
+      dx[i] = at(y - 1, x + 1) + 2 * at(y, x + 1) + at(y + 1, x + 1) - at(y - 1, x - 1) - 2 * at(y, x - 1) -
+              at(y + 1, x - 1);
+      dy[i] = at(y + 1, x - 1) + 2 * at(y + 1, x) + at(y + 1, x + 1) - at(y - 1, x - 1) - 2 * at(y - 1, x) -
+              at(y - 1, x + 1);
+      mag[i] = std::abs(dx[i]) + std::abs(dy[i]);
+    }
+  auto m_at = [&](int y, int x) {  // magnitude, 0 outside the image
+    return (y < 0 || y >= h || x < 0 || x >= w) ? 0 : mag[static_cast<size_t>(y) * w + x];
+  };
+  // Non-maximum suppression: 0 = candidate, 1 = not an edge, 2 = edge (the map OpenCV keeps).
+  constexpr int kShift = 15;
+  const int tg22 = static_cast<int>(0.4142135623730950488016887242097 * (1 << kShift) + 0.5);
+  std::vector<uint8_t> map(n, 1);
+  std::vector<size_t> stack;
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      const size_t i = static_cast<size_t>(y) * w + x;
+      const int m = mag[i];
+      if (m <= low) continue;
+      const int xs = dx[i], ys = dy[i];
+      const int64_t ax = std::abs(xs), ay = static_cast<int64_t>(std::abs(ys)) << kShift;
+      const int64_t tg22x = ax * tg22;
+      bool local_max;
+      if (ay < tg22x) {
+        local_max = m > m_at(y, x - 1) && m >= m_at(y, x + 1);
+      } else {
+        const int64_t tg67x = tg22x + (ax << (kShift + 1));
+        if (ay > tg67x) {
+          local_max = m > m_at(y - 1, x) && m >= m_at(y + 1, x);
+        } else {
+          const int sgn = (xs ^ ys) < 0 ? -1 : 1;
+          local_max = m > m_at(y - 1, x - sgn) && m > m_at(y + 1, x + sgn);
+        }
+      }
+      if (!local_max) continue;
+      if (m > high) {
+        map[i] = 2;
+        stack.push_back(i);
+      } else {
+        map[i] = 0;
+      }
+    }
+  // Hysteresis: candidates 8-connected to an edge become edges.
+  while (!stack.empty()) {
+    const size_t i = stack.back();
+    stack.pop_back();
+    const int y = static_cast<int>(i / w), x = static_cast<int>(i % w);
+    for (int oy = -1; oy <= 1; ++oy)
+      for (int ox = -1; ox <= 1; ++ox) {
+        const int yy = y + oy, xx = x + ox;
+        if (yy < 0 || yy >= h || xx < 0 || xx >= w) continue;
+        const size_t j = static_cast<size_t>(yy) * w + xx;
+        if (map[j] == 0) {
+          map[j] = 2;
+          stack.push_back(j);
+        }
+      }
+  }
+  std::vector<uint8_t> out(n);
+  for (size_t i = 0; i < n; ++i) out[i] = map[i] == 2 ? 255 : 0;
+  return out;
+}
+
+std::vector<uint8_t> dilate_box(std::span<const uint8_t> img, int w, int h, int k) {
+  FOUNDRY_CHECK(k >= 1 && k % 2 == 1, "dilate_box: kernel size {} must be odd", k);
+  const int r = k / 2;
+  std::vector<uint8_t> rows(img.size()), out(img.size());
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      uint8_t v = 0;
+      for (int xx = std::max(0, x - r); xx <= std::min(w - 1, x + r); ++xx) v = std::max(v, img[static_cast<size_t>(y) * w + xx]);
+      rows[static_cast<size_t>(y) * w + x] = v;
+    }
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      uint8_t v = 0;
+      for (int yy = std::max(0, y - r); yy <= std::min(h - 1, y + r); ++yy) v = std::max(v, rows[static_cast<size_t>(yy) * w + x]);
+      out[static_cast<size_t>(y) * w + x] = v;
+    }
+  return out;
+}
+
+int estimated_kernel_size(int w, int h) {
+  // 4 + round(sqrt(w*h) / 192) (Python round: half to even), bumped to odd.
+  int k = 4 + static_cast<int>(std::nearbyint(std::sqrt(static_cast<double>(w) * h) / 192.0));
+  if (k % 2 == 0) ++k;
+  return k;
+}
+
+std::vector<uint8_t> detect_edges(std::span<const uint8_t> lum, int w, int h, int kernel_size) {
+  // numpy.median (mean of the two middle values for an even count), sigma = 1/3.
+  std::vector<uint8_t> sorted(lum.begin(), lum.end());
+  std::sort(sorted.begin(), sorted.end());
+  const size_t n = sorted.size();
+  const double median = n % 2 ? sorted[n / 2] : (static_cast<double>(sorted[n / 2 - 1]) + sorted[n / 2]) / 2.0;
+  const double sigma = 1.0 / 3.0;
+  const int low = static_cast<int>(std::max(0.0, (1.0 - sigma) * median));
+  const int high = static_cast<int>(std::min(255.0, (1.0 + sigma) * median));
+  return dilate_box(canny_opencv(lum, w, h, low, high), w, h, kernel_size > 0 ? kernel_size : estimated_kernel_size(w, h));
+}
+
 void bgr_to_hsv_opencv(uint8_t b, uint8_t g, uint8_t r, uint8_t& h, uint8_t& s, uint8_t& v) {
   hsv_pixel(hsv_tables(), b, g, r, h, s, v);
 }
@@ -102,8 +216,9 @@ std::optional<int64_t> FlashFilter::filter(int64_t frame, bool above) {
 ContentDetector::ContentDetector(ContentDetectorOptions opt)
     : opt_(opt), w_(opt.luma_only ? ContentWeights{0.0, 0.0, 1.0, 0.0} : opt.weights),
       flash_(opt.filter_mode, opt.min_scene_len) {
-  FOUNDRY_CHECK(w_.edges == 0.0, "ContentDetector: edge weight {} is not supported (edges are not implemented)",
-                w_.edges);
+  FOUNDRY_CHECK(opt.kernel_size == 0 || (opt.kernel_size >= 3 && opt.kernel_size % 2 == 1),
+                "ContentDetector: kernel_size {} must be an odd integer >= 3 (or 0: from the frame size)",
+                opt.kernel_size);
   const double wsum = std::abs(w_.hue) + std::abs(w_.sat) + std::abs(w_.lum) + std::abs(w_.edges);
   FOUNDRY_CHECK(wsum > 0.0, "ContentDetector: all component weights are 0");
 }
@@ -123,6 +238,8 @@ const FrameScore& ContentDetector::score(const FrameRef& f) {
   auto& cur = hsv_[cur_];
   for (auto& plane : cur) plane.resize(n);
   bgr_to_hsv_opencv(f.bgr, cur[0], cur[1], cur[2]);
+  const bool edges = w_.edges > 0.0 || opt_.compute_edges;
+  if (edges) edges_[cur_] = detect_edges(cur[2], f.width, f.height, opt_.kernel_size);
 
   last_ = FrameScore{};
   last_.frame = f.index;
@@ -132,7 +249,7 @@ const FrameScore& ContentDetector::score(const FrameRef& f) {
     last_.delta_hue = mean_pixel_distance(cur[0], prev[0]);
     last_.delta_sat = mean_pixel_distance(cur[1], prev[1]);
     last_.delta_lum = mean_pixel_distance(cur[2], prev[2]);
-    last_.delta_edges = 0.0;
+    last_.delta_edges = edges && !edges_[cur_ ^ 1].empty() ? mean_pixel_distance(edges_[cur_], edges_[cur_ ^ 1]) : 0.0;
     // Python: sum(c * w for ...) / sum(abs(w) for ...), both left to right from int 0.
     double num = 0.0;
     num += last_.delta_hue * w_.hue;
@@ -146,6 +263,7 @@ const FrameScore& ContentDetector::score(const FrameRef& f) {
     den += std::abs(w_.edges);
     last_.content_val = num / den;
   }
+  if (!edges) edges_[cur_].clear();
   have_last_ = true;
   cur_ ^= 1;
   scores_.push_back(last_);
@@ -161,7 +279,8 @@ std::optional<int64_t> ContentDetector::process(const FrameRef& f) {
 AdaptiveDetector::AdaptiveDetector(AdaptiveDetectorOptions opt)
     : opt_(opt),
       content_(ContentDetectorOptions{.threshold = 255.0, .min_scene_len = 0, .weights = opt.weights,
-                                      .luma_only = opt.luma_only}) {
+                                      .luma_only = opt.luma_only, .compute_edges = opt.compute_edges,
+                                      .kernel_size = opt.kernel_size}) {
   FOUNDRY_CHECK(opt.window_width >= 1, "AdaptiveDetector: window_width {} must be at least 1", opt.window_width);
 }
 

@@ -8,6 +8,12 @@
 //   score    delta_c = sum |c_t - c_{t-1}| / (w*h) (integer sum, one double division; no hue wrap);
 //            content_val = (((0 + dh*wh) + ds*ws) + dl*wl + de*we) / (|wh|+|ws|+|wl|+|we|)
 //            (Python's left-to-right sum). The first frame scores 0 and only seeds the state.
+//   edges    (only when the edge weight is > 0 or compute_edges is set; scenedetect computes them
+//            whenever a StatsManager is attached): numpy.median(V) m, sigma = 1/3,
+//            Canny(V, int(max(0,(1-sigma)m)), int(min(255,(1+sigma)m))) as OpenCV's canny.cpp
+//            (Sobel 3x3 BORDER_REPLICATE, L1 magnitude, NMS with TG22 = round(tan(22.5deg)*2^15),
+//            8-connected hysteresis), then dilate with a k x k box (k = 4 + round(sqrt(w*h)/192),
+//            bumped to odd, unless kernel_size is given; out-of-image pixels do not count).
 //   cuts     above = content_val >= threshold, then FlashFilter (MERGE / SUPPRESS, min_scene_len L
 //            frames; L <= 0 disables it). AdaptiveDetector: ContentDetector scores buffered over
 //            2w+1 frames; ratio of the centre score to the mean of the 2w others (255 cap; mean
@@ -21,10 +27,9 @@
 // analysis size, and the detector works on exactly the frames it is given (so scores match
 // scenedetect's process_frame fed the same arrays, not `scenedetect` run on the same file).
 //
-// Not implemented: the edges component (Canny + dilate). Its default weight is 0; a non-zero
-// edge weight is rejected, and delta_edges is recorded as 0 (scenedetect computes it for its
-// statsfile whenever a StatsManager is attached; it never enters content_val at weight 0).
 // min_scene_len is in frames only (scenedetect also accepts seconds / timecode strings).
+// Weights other than 0/1 could differ from Python by an ulp if the compiler fused c*w + acc into
+// an FMA (ISO C++20 mode, as foundry builds, does not contract across statements).
 #pragma once
 
 #include <cstdint>
@@ -42,6 +47,14 @@ void bgr_to_hsv_opencv(uint8_t b, uint8_t g, uint8_t r, uint8_t& h, uint8_t& s, 
 // Whole packed frame: bgr (n_pixels*3) -> three planes hue, sat, lum (n_pixels each).
 void bgr_to_hsv_opencv(std::span<const uint8_t> bgr, std::span<uint8_t> hue, std::span<uint8_t> sat,
                        std::span<uint8_t> lum);
+
+// OpenCV Canny(img, low, high) (aperture 3, L1 gradient) of a w x h 8-bit plane: 255 on edges, else 0.
+std::vector<uint8_t> canny_opencv(std::span<const uint8_t> img, int w, int h, int low, int high);
+// cv2.dilate with a k x k kernel of ones (k odd), default border (ignored for the max).
+std::vector<uint8_t> dilate_box(std::span<const uint8_t> img, int w, int h, int k);
+// scenedetect's _estimated_kernel_size and _detect_edges (Canny at median-based thresholds + dilate).
+int estimated_kernel_size(int w, int h);
+std::vector<uint8_t> detect_edges(std::span<const uint8_t> lum, int w, int h, int kernel_size = 0);
 
 // One decoded frame: packed BGR24, width*height*3 bytes.
 struct FrameRef {
@@ -84,6 +97,8 @@ struct ContentDetectorOptions {
   ContentWeights weights;
   bool luma_only = false;  // weights (0, 0, 1, 0); overrides `weights`
   FlashMode filter_mode = FlashMode::merge;
+  bool compute_edges = false;  // record delta_edges even at edge weight 0 (scenedetect's statsfile)
+  int kernel_size = 0;         // dilation kernel for edges; 0: from the frame size
 };
 
 class ContentDetector {
@@ -105,6 +120,7 @@ class ContentDetector {
   int width_ = 0, height_ = 0;
   bool have_last_ = false;
   std::vector<uint8_t> hsv_[2][3];  // [cur/prev][h,s,v]
+  std::vector<uint8_t> edges_[2];   // [cur/prev], empty when not computed
   int cur_ = 0;
   FrameScore last_;
   std::vector<FrameScore> scores_;
@@ -117,6 +133,8 @@ struct AdaptiveDetectorOptions {
   double min_content_val = 15.0;
   ContentWeights weights;
   bool luma_only = false;
+  bool compute_edges = false;
+  int kernel_size = 0;
 };
 
 class AdaptiveDetector {
