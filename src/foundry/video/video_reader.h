@@ -10,8 +10,11 @@
 //   - analysis size differs from the source: SWS_BILINEAR (like cv2.resize INTER_LINEAR; not
 //     bit-identical to it: swscale filters in fixed point over the decoded YUV planes);
 //   - source size: SWS_POINT | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, i.e. no luma resampling,
-//     chroma interpolated to full resolution and an exactly rounded YUV->RGB conversion (the
-//     default fast path of swscale rounds through 8-bit tables, off by up to 1-2 LSB).
+//     chroma interpolated to full resolution and an exactly rounded YUV->RGB conversion (a
+//     lossless H.264 round trip of flat colours comes back within 1 LSB). Any other flag set at the
+//     source size (OpenCV's cv2.VideoCapture passes SWS_BICUBIC; so does the ffmpeg CLI by default)
+//     takes swscale's fast unscaled yuv2rgb path, which rounds through 8-bit tables and differs by
+//     a few LSB: pass sws_flags = SWS_BICUBIC to reproduce OpenCV's BGR frames.
 // The YUV->RGB matrix and range are swscale's defaults for the pixel format (BT.601; full range
 // for the yuvj* formats), which is what ffmpeg 5.1's CLI and OpenCV use.
 //
