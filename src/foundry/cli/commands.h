@@ -17,6 +17,7 @@ void add_tokenizer_command(CLI::App& app);  // foundry tokenizer encode|decode|t
 void add_eval_command(CLI::App& app);      // foundry eval CKPT --data PREFIX_OR_TEXT
 void add_generate_command(CLI::App& app);  // foundry generate CKPT --prompt TEXT
 void add_upcycle_command(CLI::App& app);   // foundry upcycle DENSE_CKPT --num-experts N --topk T --out MOE_ROOT
+void add_curate_command(CLI::App& app);   // foundry curate --detect-only VIDEO... [-o FILE.json]
 void add_convert_command(CLI::App& app);   // foundry convert --from-hf DIR --to ROOT | --from CKPT --to-hf DIR
 
 }  // namespace foundry::cli

@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   foundry::cli::add_generate_command(app);
   foundry::cli::add_upcycle_command(app);
   foundry::cli::add_convert_command(app);
+  foundry::cli::add_curate_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -208,7 +208,7 @@ GPTConfig gpt_config_from_hf(const json& config, const std::string& path) {
   try {
     return resolve_gpt_config(g);
   } catch (const Error& e) {
-    FOUNDRY_FAIL("{}: {}", path, e.what());
+    FOUNDRY_FAIL("{}: {}", path, e.message());
   }
 }
 

@@ -101,7 +101,7 @@ std::string import_hf_checkpoint(const std::string& hf_dir, const std::string& o
       };
     } catch (const Error& e) {
       std::fprintf(stderr, "note: %s: foundry cannot use this tokenizer (%s); it is kept for export only\n",
-                   tokenizer_json.c_str(), e.what());
+                   tokenizer_json.c_str(), e.message().c_str());
     }
   }
   contents.save_extra = [hf_dir](const std::string& dir) {

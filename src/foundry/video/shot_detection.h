@@ -1,0 +1,53 @@
+// Shot detection over a whole video file: decode (video_reader.h) to BGR24 analysis frames, run
+// PySceneDetect's ContentDetector or AdaptiveDetector (content_detector.h), and list the scenes
+// as `scenedetect list-scenes` does (`foundry curate --detect-only`).
+//
+// Analysis size (PySceneDetect 0.7's auto-downscale): with f = max(W, H) / 256, frames larger than
+// 256 px are decoded at round(W / f) x round(H / f) (swscale bilinear; PySceneDetect resizes with
+// cv2.resize INTER_LINEAR, so scores on downscaled frames are close to, not bit-identical with,
+// scenedetect's on the same file); `downscale` = 1 analyses the source size, an integer k > 1
+// divides both sides by k.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "foundry/video/content_detector.h"
+#include "foundry/video/video_reader.h"
+
+namespace foundry::video {
+
+struct ShotDetectionOptions {
+  std::string detector = "content";  // content | adaptive
+  ContentDetectorOptions content;
+  AdaptiveDetectorOptions adaptive;
+  int downscale = 0;   // 0: auto (about 256 px on the long side), 1: none, k: W/k x H/k
+  int threads = 0;     // decoder threads, 0 = auto
+};
+
+struct ShotList {
+  VideoInfo info;
+  int analysis_width = 0, analysis_height = 0;
+  int64_t frames = 0;                // frames decoded
+  std::vector<int64_t> cuts;         // first frame of each new scene
+  std::vector<Scene> scenes;         // [start, end) frames covering every decoded frame
+  std::vector<FrameScore> scores;    // per frame, scenedetect's StatsManager metrics
+  int64_t decode_errors = 0;         // > 0: the file is damaged; the scenes cover what decoded
+  std::string error_message;
+  double wall_seconds = 0;           // decode + detect
+};
+
+// Decodes `path` and detects its shots. Errors name the file (missing, not a video) and the option.
+ShotList detect_shots(const std::string& path, const ShotDetectionOptions& options = {});
+
+// The analysis size for a source of width x height under `downscale` (see the file header).
+std::pair<int, int> analysis_size(int width, int height, int downscale);
+
+// JSON for `foundry curate --detect-only`: {"video", "fps", "frames", "width", "height",
+// "analysis_width", "analysis_height", "detector": {...}, "cuts": [...], "scenes": [{"index" (1-based),
+// "start_frame", "end_frame" (exclusive), "start_timecode", "end_timecode", "start_time", "end_time",
+// "length_frames", "length_seconds"}], "decode_errors", "error" (when damaged), "video_seconds_per_second"}.
+nlohmann::json shots_json(const ShotList& shots, const ShotDetectionOptions& options);
+
+}  // namespace foundry::video
