@@ -246,8 +246,8 @@ TEST_F(VideoIo, LosslessH264ComesBackWithinTwoLsb) {
   std::cout << "lossless h264: largest difference " << worst << " LSB\n";
 }
 
-TEST_F(VideoIo, SeekIsFrameAccurate) {
-  const std::string path = write_synthetic(dir_ + "/v.mp4");  // keyframe every 10 frames, B-frames
+void check_seeks(const std::string& path) {
+  SCOPED_TRACE(path);
   VideoReader r(path);
   Frame f;
   // (target seconds, the frame it must land on): on a frame, between frames, on a keyframe,
@@ -275,6 +275,16 @@ TEST_F(VideoIo, SeekIsFrameAccurate) {
   // Past the end: nothing.
   EXPECT_FALSE(r.seek(5.0));
   EXPECT_FALSE(r.next(f));
+}
+
+// Keyframe every 10 frames; H.264 with B-frames in mp4 (edit list) and mkv, MPEG-4 part 2 in avi.
+TEST_F(VideoIo, SeekIsFrameAccurate) {
+  check_seeks(write_synthetic(dir_ + "/v.mp4"));
+  check_seeks(write_synthetic(dir_ + "/v.mkv"));
+  WriterOptions o;
+  o.codecs = {"mpeg4"};
+  o.qscale = 2;
+  check_seeks(write_synthetic(dir_ + "/v.avi", o));
 }
 
 // Writes the first `fraction` of src's bytes to dst.

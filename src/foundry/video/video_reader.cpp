@@ -186,13 +186,15 @@ void VideoReader::record_error(const std::string& what) {
 
 // At the decoder's end: a stream shorter than its container announced was cut off.
 // A count is trusted when the container states it, or, estimated as duration * fps, when the
+// duration is the video stream's own (not the container's, which may be an audio stream's) and the
 // stream has a constant rate (avg_frame_rate == r_frame_rate): a Matroska file cut inside its
 // last cluster loses a B-frame in the middle of the last GOP without any decoding error (libav
 // only logs "Truncating packet"), and only the count shows it.
 void VideoReader::check_truncation() {
   const AVStream* st = fmt_->streams[stream_];
   const bool constant_rate = av_cmp_q(st->avg_frame_rate, st->r_frame_rate) == 0 && st->r_frame_rate.num > 0;
-  if (counted_ && (info_.frame_count_exact || constant_rate) && decoded_since_start_ < info_.frame_count) {
+  const bool trusted = info_.frame_count_exact || (constant_rate && expected_end_ > 0);
+  if (counted_ && trusted && decoded_since_start_ < info_.frame_count) {
     record_error(fmt::format("the stream ends after {} of the {} frames its container {}", decoded_since_start_,
                              info_.frame_count, info_.frame_count_exact ? "announces" : "implies (duration x fps)"));
     return;
