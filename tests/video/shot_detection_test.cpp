@@ -94,7 +94,7 @@ TEST(ShotDetection, ScoresOnDecodedFramesFollowTheReferenceFormulas) {
   ShotDetectionOptions o;
   o.downscale = 1;
   const ShotList shots = detect_shots(synthetic_video(), o);
-  VideoReader reader(synthetic_video());
+  VideoReader reader(synthetic_video(), {.sws_flags = 4 /* SWS_BICUBIC, as detect_shots at the source size */});
   Frame f;
   std::vector<int> prev;
   for (int64_t t = 0; reader.next(f); ++t) {

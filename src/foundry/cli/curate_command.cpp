@@ -36,6 +36,7 @@ void add_curate_command(CLI::App& app) {
   cmd->add_flag("--luma-only", o->luma_only, "Score on the luma (V) channel only");
   cmd->add_option("--downscale", o->downscale, "Analysis downscale: 0 auto (~256 px), 1 none, K: W/K x H/K");
   cmd->callback([o] {
+    video::set_libav_log_level(16);  // AV_LOG_ERROR: damage is reported in the records, not as log noise
     FOUNDRY_CHECK(o->detect_only,
                   "curate: only --detect-only is built so far (the clip pipeline: splitting, transcoding, filters, "
                   "dedup and shards comes next); run foundry curate --detect-only VIDEO...");

@@ -5,6 +5,10 @@
 
 #include "foundry/core/check.h"
 
+extern "C" {
+#include <libswscale/swscale.h>
+}
+
 namespace foundry::video {
 
 std::pair<int, int> analysis_size(int width, int height, int downscale) {
@@ -30,7 +34,11 @@ ShotList detect_shots(const std::string& path, const ShotDetectionOptions& o) {
     src_h = probe.info().height;
   }
   const auto [aw, ah] = analysis_size(src_w, src_h, o.downscale);
-  VideoReader reader(path, {.out_width = aw, .out_height = ah, .format = PixelFormat::bgr24, .threads = o.threads});
+  // At the source size, OpenCV's VideoCapture conversion (swscale with SWS_BICUBIC, the unscaled
+  // yuv2rgb path), which produces the frames PySceneDetect analyses.
+  const int sws_flags = aw == src_w && ah == src_h ? SWS_BICUBIC : 0;
+  VideoReader reader(path, {.out_width = aw, .out_height = ah, .format = PixelFormat::bgr24, .threads = o.threads,
+                            .sws_flags = sws_flags});
   out.info = reader.info();
   out.analysis_width = reader.out_width();
   out.analysis_height = reader.out_height();

@@ -6,7 +6,9 @@
 // 256 px are decoded at round(W / f) x round(H / f) (swscale bilinear; PySceneDetect resizes with
 // cv2.resize INTER_LINEAR, so scores on downscaled frames are close to, not bit-identical with,
 // scenedetect's on the same file); `downscale` = 1 analyses the source size, an integer k > 1
-// divides both sides by k.
+// divides both sides by k. At the source size the frames are converted with the swscale flags
+// OpenCV's VideoCapture uses (SWS_BICUBIC: swscale's unscaled yuv2rgb path), the conversion behind
+// the frames PySceneDetect analyses (not checked against OpenCV here).
 #pragma once
 
 #include <nlohmann/json.hpp>
