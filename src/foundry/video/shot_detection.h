@@ -8,7 +8,8 @@
 // scenedetect's on the same file); `downscale` = 1 analyses the source size, an integer k > 1
 // divides both sides by k. At the source size the frames are converted with the swscale flags
 // OpenCV's VideoCapture uses (SWS_BICUBIC: swscale's unscaled yuv2rgb path), the conversion behind
-// the frames PySceneDetect analyses (not checked against OpenCV here).
+// the frames PySceneDetect analyses (checked: identical bytes to cv2.VideoCapture (OpenCV 5.0) on
+// the test video, and `scenedetect` 0.7.2 lists the same scenes).
 #pragma once
 
 #include <nlohmann/json.hpp>
