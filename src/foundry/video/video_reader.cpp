@@ -19,16 +19,11 @@ extern "C" {
 #include <filesystem>
 
 #include "foundry/core/check.h"
+#include "foundry/video/libav_error.h"
 
 namespace foundry::video {
 
 namespace {
-
-std::string av_error(int code) {
-  char buf[AV_ERROR_MAX_STRING_SIZE] = {0};
-  av_strerror(code, buf, sizeof(buf));
-  return buf;
-}
 
 AVPixelFormat av_format(PixelFormat f) {
   switch (f) {

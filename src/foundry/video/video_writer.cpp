@@ -15,16 +15,11 @@ extern "C" {
 #include <cstring>
 
 #include "foundry/core/check.h"
+#include "foundry/video/libav_error.h"
 
 namespace foundry::video {
 
 namespace {
-
-std::string av_error(int code) {
-  char buf[AV_ERROR_MAX_STRING_SIZE] = {0};
-  av_strerror(code, buf, sizeof(buf));
-  return buf;
-}
 
 bool has_pix_fmt(const AVCodec* c, AVPixelFormat f) {
   if (c->pix_fmts == nullptr) return true;  // the encoder does not say: let avcodec_open2 decide
