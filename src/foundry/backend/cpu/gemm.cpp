@@ -22,14 +22,14 @@ namespace {
 
 using dnnl::memory;
 
-// One engine and one stream for the process. The CPU stream executes in order on the calling
-// thread (OpenMP fans out inside the primitive), so sharing it between threads is safe.
+// One engine for the process, one stream per calling thread (oneDNN streams are not thread-safe:
+// concurrent callers sharing one gave wrong products now and then).
 dnnl::engine& engine() {
   static dnnl::engine e(dnnl::engine::kind::cpu, 0);
   return e;
 }
 dnnl::stream& stream() {
-  static dnnl::stream s(engine());
+  thread_local dnnl::stream s(engine());
   return s;
 }
 
@@ -106,6 +106,7 @@ struct Entry {
 
   mutable std::mutex pool_mu;
   mutable std::vector<Memories> pool;
+  mutable std::mutex exec_mu;
 };
 
 // LRU of built primitives. 1024 entries (oneDNN's own primitive-cache default) covers every GEMM
@@ -206,8 +207,14 @@ void gemm(const GemmArgs& g) {
   m[0].set_data_handle(g.a.data);
   m[1].set_data_handle(g.b.data);
   m[2].set_data_handle(g.c.data);
-  e->prim.execute(stream(), {{DNNL_ARG_SRC, m[0]}, {DNNL_ARG_WEIGHTS, m[1]}, {DNNL_ARG_DST, m[2]}});
-  stream().wait();
+  {
+    // One call at a time per primitive: Debian's oneDNN keeps a primitive's library-managed
+    // scratchpad with the primitive (no concurrent-execution build), so two threads running it at
+    // once overwrite each other's packing buffers (tests/ops/gemm_test.cpp ConcurrentCallers...).
+    std::lock_guard lock(e->exec_mu);
+    e->prim.execute(stream(), {{DNNL_ARG_SRC, m[0]}, {DNNL_ARG_WEIGHTS, m[1]}, {DNNL_ARG_DST, m[2]}});
+    stream().wait();
+  }
   e->give_back(std::move(m));
 }
 
