@@ -86,7 +86,9 @@ TEST(AttentionModule, QkLayernormRegistersHeadDimNormsWithoutWeightDecay) {
     EXPECT_EQ(p.value.shape(), Shape({4}));
     EXPECT_TRUE(testing::allclose(p.value, Tensor::full({4}, 1.f), 0, 0));  // init ones
     for (int i = 0; i < on.table.size(); ++i)
-      if (on.table.spec(i).name == name) EXPECT_FALSE(on.table.spec(i).weight_decay);
+      if (on.table.spec(i).name == name) {
+        EXPECT_FALSE(on.table.spec(i).weight_decay);
+      }
   }
   EXPECT_THROW(off.table.at("self_attention.q_layernorm.weight"), Error);
 }
@@ -158,16 +160,14 @@ TEST(AttentionModule, QkLayernormGradientsMatchFiniteDifferences) {
                                                f.attn.linear_proj.weight.grad));
 }
 
-TEST(AttentionModule, QkLayernormInferenceWithKvCacheEqualsTrainingForward) {
-  const int64_t B = 2, S = 6, NKV = 2, HD = 4;
-  QkNormFixture f({.hidden = 16, .num_heads = 4, .num_kv_heads = NKV, .init_std = 0.3f,
-                   .output_init_std = 0.3f, .qk_layernorm = true});
+// forward_inference over `steps` ([from, to) token ranges of each of B sequences of S tokens,
+// hidden 16, in order) with a KV cache gives the rows of the training forward.
+void expect_kv_cache_path_equals_forward(const Attention& attn, int64_t B, int64_t S, int64_t NKV, int64_t HD,
+                                         const std::vector<std::pair<int64_t, int64_t>>& steps) {
   Context ctx;
   Tensor x = randn({B * S, 16}, 8);
   Attention::Saved s;
-  Tensor y = f.attn.forward(ctx, x, SequenceLayout::uniform(B, S), s);  // (B S, H)
-
-  // Prefill 4 tokens of each sequence, then decode the last 2 one at a time.
+  Tensor y = attn.forward(ctx, x, SequenceLayout::uniform(B, S), s);  // (B S, H)
   Tensor k_cache = Tensor::zeros({B, S, NKV, HD}), v_cache = Tensor::zeros({B, S, NKV, HD});
   auto tokens = [&](int64_t from, int64_t to) {  // x rows [from, to) of each sequence -> (B (to - from), H)
     Tensor t = Tensor::empty({B * (to - from), 16});
@@ -176,15 +176,21 @@ TEST(AttentionModule, QkLayernormInferenceWithKvCacheEqualsTrainingForward) {
         std::copy_n(x.ptr<float>() + (b * S + i) * 16, 16, t.ptr<float>() + (b * (to - from) + i - from) * 16);
     return t;
   };
-  const int64_t steps[][2] = {{0, 4}, {4, 5}, {5, 6}};
-  for (const auto& st : steps) {
-    Tensor out = f.attn.forward_inference(ctx, tokens(st[0], st[1]), B, st[0], k_cache, v_cache);
-    const int64_t n = st[1] - st[0];
+  for (const auto& [from, to] : steps) {
+    Tensor out = attn.forward_inference(ctx, tokens(from, to), B, from, k_cache, v_cache);
+    const int64_t n = to - from;
     for (int64_t b = 0; b < B; ++b)
-      EXPECT_TRUE(testing::allclose(out.slice(b * n, (b + 1) * n),
-                                    y.slice(b * S + st[0], b * S + st[1]), 1e-5, 1e-6))
-          << "tokens " << st[0] << ".." << st[1] << " of sequence " << b;
+      EXPECT_TRUE(testing::allclose(out.slice(b * n, (b + 1) * n), y.slice(b * S + from, b * S + to), 1e-5, 1e-6))
+          << "tokens " << from << ".." << to << " of sequence " << b;
   }
+}
+
+TEST(AttentionModule, QkLayernormInferenceWithKvCacheEqualsTrainingForward) {
+  const int64_t B = 2, S = 6, NKV = 2, HD = 4;
+  QkNormFixture f({.hidden = 16, .num_heads = 4, .num_kv_heads = NKV, .init_std = 0.3f,
+                   .output_init_std = 0.3f, .qk_layernorm = true});
+  // Prefill 4 tokens of each sequence, then decode the last 2 one at a time.
+  expect_kv_cache_path_equals_forward(f.attn, B, S, NKV, HD, {{0, 4}, {4, 5}, {5, 6}});
 }
 
 TEST(AttentionModule, RejectsIndivisibleHeads) {
@@ -314,27 +320,7 @@ TEST(AttentionModule, QkvBiasAndRopeScalingInferenceWithKvCacheEqualsTrainingFor
   const int64_t B = 2, S = 6, NKV = 2, HD = 4;
   QkvBiasFixture f({.hidden = 16, .num_heads = 4, .num_kv_heads = NKV, .init_std = 0.3f, .output_init_std = 0.3f,
                     .add_qkv_bias = true, .rope_scaling = kLlama3Short});
-  Context ctx;
-  Tensor x = randn({B * S, 16}, 8);
-  Attention::Saved s;
-  Tensor y = f.attn.forward(ctx, x, SequenceLayout::uniform(B, S), s);  // (B S, H)
-  Tensor k_cache = Tensor::zeros({B, S, NKV, HD}), v_cache = Tensor::zeros({B, S, NKV, HD});
-  auto tokens = [&](int64_t from, int64_t to) {  // x rows [from, to) of each sequence -> (B (to - from), H)
-    Tensor t = Tensor::empty({B * (to - from), 16});
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t i = from; i < to; ++i)
-        std::copy_n(x.ptr<float>() + (b * S + i) * 16, 16, t.ptr<float>() + (b * (to - from) + i - from) * 16);
-    return t;
-  };
-  const int64_t steps[][2] = {{0, 3}, {3, 4}, {4, 6}};
-  for (const auto& st : steps) {
-    Tensor out = f.attn.forward_inference(ctx, tokens(st[0], st[1]), B, st[0], k_cache, v_cache);
-    const int64_t n = st[1] - st[0];
-    for (int64_t b = 0; b < B; ++b)
-      EXPECT_TRUE(testing::allclose(out.slice(b * n, (b + 1) * n),
-                                    y.slice(b * S + st[0], b * S + st[1]), 1e-5, 1e-6))
-          << "tokens " << st[0] << ".." << st[1] << " of sequence " << b;
-  }
+  expect_kv_cache_path_equals_forward(f.attn, B, S, NKV, HD, {{0, 3}, {3, 4}, {4, 6}});
 }
 
 }  // namespace

@@ -4,7 +4,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "foundry/checkpoint/durable_io.h"
 #include "foundry/checkpoint/hf/hf_weights.h"
