@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "foundry/core/check.h"
+#include "foundry/core/did_you_mean.h"
 #include "foundry/models/gpt/upcycle.h"
 #include "foundry/optim/lr_schedule.h"
 
@@ -271,39 +272,13 @@ const std::map<std::string, std::map<std::string, Field>>& fields() {
   return table;
 }
 
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
-template <class Map>
-std::string closest(const std::string& key, const Map& candidates, const std::string& prefix) {
-  std::string best;
-  size_t best_d = ~size_t{0};
-  for (const auto& [name, unused] : candidates) {
-    const size_t d = edit_distance(key, name);
-    if (d < best_d) best_d = d, best = name;
-  }
-  return best.empty() ? "" : fmt::format(" (did you mean '{}{}'?)", prefix, best);
-}
-
 const Field& find_field(const std::string& section, const std::string& key, const std::string& where) {
   const auto& t = fields();
   auto s = t.find(section);
-  FOUNDRY_CHECK(s != t.end(), "{}: unknown config section '{}'{}", where, section, closest(section, t, ""));
+  FOUNDRY_CHECK(s != t.end(), "{}: unknown config section '{}'{}", where, section, did_you_mean(section, t, ""));
   auto f = s->second.find(key);
   FOUNDRY_CHECK(f != s->second.end(), "{}: unknown config key '{}.{}'{}", where, section, key,
-                closest(key, s->second, section + "."));
+                did_you_mean(key, s->second, section + "."));
   return f->second;
 }
 
@@ -360,7 +335,7 @@ RunConfig RunConfig::parse(const std::string& text, const std::string& source,
       const std::string name = section.first.as<std::string>();
       FOUNDRY_CHECK(section.second.IsMap() || section.second.IsNull(), "{}: section '{}' must be a map", source, name);
       FOUNDRY_CHECK(fields().count(name), "{}: unknown config section '{}'{}", source, name,
-                    closest(name, fields(), ""));
+                    did_you_mean(name, fields(), ""));
       if (section.second.IsNull()) continue;
       for (const auto& kv : section.second) {
         const std::string key = kv.first.as<std::string>();
