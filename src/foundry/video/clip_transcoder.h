@@ -14,10 +14,11 @@
 // t_k = start + k / fps_out and shows the span's source frame nearest t_k (an exact tie: the
 // earlier frame). The clip has N = round((end - start) * fps_out) frames (half up), fewer when
 // the source ends inside the span (then N = round((last + 1/fps_src - start) * fps_out)).
-// This is ffmpeg's `fps=round=near` filter for integer ratios (25 -> 12.5) and for the usual
-// up-conversions (25 -> 30, 24 -> 30); for other ratios ffmpeg's filter shows the LAST source
-// frame that rounds to slot k instead of the nearest one (e.g. 30 -> 12.5, slot 0: ffmpeg frame
-// 1 at 33 ms, here frame 0 at 0 ms), so the two can differ by one source frame there.
+// ffmpeg's `fps` filter (round=near) differs in its rule: it rounds each source frame's time to
+// the nearest output slot and slot k shows the LAST source frame rounded at or before k. The two
+// agree for 25 -> 12.5 and 25 -> 30 (the tests' cases); elsewhere ffmpeg can show a neighbouring
+// frame (24 -> 30, slot 2: ffmpeg frame 1, here frame 2; 30 -> 10, slot 0: ffmpeg frame 1,
+// here frame 0).
 //
 // Size: TranscodeOptions::width/height (0,0 = the source's; one 0 keeps the aspect ratio), then
 // max_short_side (downscale so min(W,H) <= it, never upscale), each side rounded to the nearest
