@@ -46,9 +46,10 @@ VideoWriter::VideoWriter(const std::string& path, const WriterOptions& options) 
   FOUNDRY_CHECK(options.input == PixelFormat::bgr24 || options.input == PixelFormat::rgb24,
                 "video '{}': input format {} is not bgr24 or rgb24", path, name(options.input));
   try {
-    int r = avformat_alloc_output_context2(&fmt_, nullptr, nullptr, path.c_str());
-    FOUNDRY_CHECK(r >= 0 && fmt_ != nullptr, "cannot tell the container of '{}' from its extension: {}", path,
-                  av_error(r));
+    const char* container = options.container.empty() ? nullptr : options.container.c_str();
+    int r = avformat_alloc_output_context2(&fmt_, nullptr, container, path.c_str());
+    FOUNDRY_CHECK(r >= 0 && fmt_ != nullptr, "cannot tell the container of '{}' from {}: {}", path,
+                  container ? fmt::format("the name '{}'", container) : std::string("its extension"), av_error(r));
 
     // ---- the first encoder that exists, suits the container and opens ----------------------------
     const AVRational fps{options.fps.num, options.fps.den};
@@ -109,7 +110,10 @@ VideoWriter::VideoWriter(const std::string& path, const WriterOptions& options) 
       r = avio_open(&fmt_->pb, path.c_str(), AVIO_FLAG_WRITE);
       FOUNDRY_CHECK(r >= 0, "cannot create video '{}': {}", path, av_error(r));
     }
-    r = avformat_write_header(fmt_, nullptr);
+    AVDictionary* muxer_opts = nullptr;
+    if (options.faststart) av_dict_set(&muxer_opts, "movflags", "+faststart", 0);
+    r = avformat_write_header(fmt_, &muxer_opts);
+    av_dict_free(&muxer_opts);
     FOUNDRY_CHECK(r >= 0, "video '{}': cannot write the {} header: {}", path, fmt_->oformat->name, av_error(r));
 
     // Input frames are copied into an aligned, padded AVFrame first: swscale's SIMD may read

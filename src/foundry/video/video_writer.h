@@ -33,6 +33,8 @@ struct WriterOptions {
   std::string preset;    // libx264 preset ("ultrafast" .. "veryslow"); "" = the encoder's default
   int gop = 0;           // keyframe interval in frames; 0 = the encoder's default
   int threads = 0;       // 0 = auto
+  std::string container;  // muxer name ("mp4", "matroska", ...); "" = from the path's extension
+  bool faststart = false;  // mp4/mov: move the index (moov) to the front on close (streamable; a second pass)
 };
 
 class VideoWriter {
