@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <utility>
 
 #include "foundry/core/check.h"
 
@@ -28,18 +29,22 @@ void FrameStatistics::add(const Frame& bgr) {
                 bgr.index, bgr.width, bgr.height, width_, height_);
   const int step = options_.pixel_step;
   // luma (n) at the sampled pixels, row by row
-  std::vector<uint8_t> luma;
-  luma.reserve(size_t((width_ + step - 1) / step) * ((height_ + step - 1) / step));
+  const int columns = (width_ + step - 1) / step, rows = (height_ + step - 1) / step;
+  std::vector<uint8_t>& luma = current_;
+  luma.resize(size_t(columns) * rows);
   int64_t sum = 0, sum_squares = 0;
-  for (int y = 0; y < height_; y += step) {
-    const uint8_t* row = bgr.data.data() + size_t(y) * width_ * 3;
-    for (int x = 0; x < width_; x += step) {
-      const uint8_t* p = row + size_t(x) * 3;  // B, G, R
+  for (int r = 0; r < rows; ++r) {
+    const uint8_t* p = bgr.data.data() + size_t(r) * step * width_ * 3;  // B, G, R
+    uint8_t* out = luma.data() + size_t(r) * columns;
+    int64_t row_sum = 0, row_squares = 0;
+    for (int c = 0; c < columns; ++c, p += 3 * step) {
       const int v = (1868 * p[0] + 9617 * p[1] + 4899 * p[2] + 8192) >> 14;
-      luma.push_back(uint8_t(v));
-      sum += v;
-      sum_squares += int64_t(v) * v;
+      out[c] = uint8_t(v);
+      row_sum += v;
+      row_squares += v * v;
     }
+    sum += row_sum;
+    sum_squares += row_squares;
   }
   const int64_t n = int64_t(luma.size());
   // variance = (n * sum Y^2 - (sum Y)^2) / n^2, exact in 128-bit integers
@@ -56,7 +61,7 @@ void FrameStatistics::add(const Frame& bgr) {
     sum_difference_ += difference;
     max_difference_ = std::max(max_difference_, difference);
   }
-  previous_ = std::move(luma);
+  std::swap(previous_, current_);
   ++frames_;
 }
 

@@ -55,6 +55,7 @@ class FrameStatistics {
   StaticBlankOptions options_;
   int width_ = 0, height_ = 0;
   std::vector<uint8_t> previous_;  // luma of the previous frame at the sampled pixels
+  std::vector<uint8_t> current_;   // this frame's (reused buffer)
   int64_t frames_ = 0, blank_frames_ = 0;
   double sum_mean_ = 0, sum_std_ = 0, sum_difference_ = 0, max_difference_ = 0;
 };

@@ -28,7 +28,10 @@
 //    it samples, it does not average a 256x256 patch.
 //    low_motion = global_mean < global_mean_threshold || per_patch_min_256 < per_patch_min_threshold.
 // Arithmetic is in double (upstream: float32 tensors), so scores agree with upstream to ~1e-6
-// relative, not bit for bit.
+// relative, not bit for bit. Decoding uses slice threads only (ReaderOptions::export_motion_vectors):
+// FFmpeg 5.1's frame-threaded h264 exports racy vectors (a B-frame clip here gave three different
+// global means over eight runs); upstream decodes with PyAV thread_type AUTO, which is exposed to
+// the same race, so its scores on such clips can vary from run to run where these do not.
 //
 // Size rule: cosmos-curate rejects clips with min(H, W) < 256 (VideoResolutionTooSmallError; the
 // stage then records scores of -1, which its thresholds count as low motion). Here the scores are
