@@ -44,7 +44,7 @@
 // global_mean = mean over consecutive sampled frames (at most max_frames + 1 of them) of
 // mean |Y_t - Y_{t-1}| / 255 on the decoded luma (GRAY8 at the source size), per_patch_min_256 =
 // the same resize of the per-pixel mean of |Y_t - Y_{t-1}| / 255 (recorded, not thresholded), and
-// low_motion = global_mean < frame_difference_threshold.
+// low_motion = global_mean < frame_difference_threshold (a clip of one sampled frame scores 0: low).
 #pragma once
 
 #include <cstdint>
