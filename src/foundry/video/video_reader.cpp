@@ -8,6 +8,7 @@ extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 #include <libavutil/imgutils.h>
+#include <libavutil/motion_vector.h>
 #include <libavutil/pixdesc.h>
 #include <libswscale/swscale.h>
 }
@@ -95,7 +96,14 @@ VideoReader::VideoReader(const std::string& path, const ReaderOptions& options) 
     dec_->pkt_timebase = st->time_base;
     dec_->thread_count = options.threads;  // 0 = auto
     dec_->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
-    r = avcodec_open2(dec_, codec, nullptr);
+    // FFmpeg 5.1's h264 decoder exports a picture's vectors from the thread that outputs it, which
+    // with frame threads may run while another thread still decodes that picture: the vectors come
+    // out racy (seen: 3 different flow means over 8 runs of one clip). Slices only, then.
+    if (options.export_motion_vectors) dec_->thread_type = FF_THREAD_SLICE;
+    AVDictionary* decoder_options = nullptr;
+    if (options.export_motion_vectors) av_dict_set(&decoder_options, "flags2", "+export_mvs", 0);
+    r = avcodec_open2(dec_, codec, &decoder_options);
+    av_dict_free(&decoder_options);
     FOUNDRY_CHECK(r >= 0, "'{}': cannot open the {} decoder: {}", path, codec->name, av_error(r));
 
     frame_ = av_frame_alloc();
@@ -274,6 +282,22 @@ void VideoReader::convert(const AVFrame* in, Frame& out) {
   for (int y = 0; y < out_h_; ++y) std::memcpy(out.data.data() + y * row, rgb_->data[0] + y * rgb_->linesize[0], row);
 }
 
+void VideoReader::copy_side_data(const AVFrame* in, Frame& out) const {
+  out.picture_type = av_get_picture_type_char(in->pict_type);
+  out.motion_vectors.clear();
+  if (!opt_.export_motion_vectors) return;
+  const AVFrameSideData* sd = av_frame_get_side_data(in, AV_FRAME_DATA_MOTION_VECTORS);
+  if (sd == nullptr) return;
+  const auto* mvs = reinterpret_cast<const AVMotionVector*>(sd->data);
+  const size_t n = sd->size / sizeof(AVMotionVector);
+  out.motion_vectors.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    const AVMotionVector& m = mvs[i];
+    out.motion_vectors[i] = {m.source, m.w, m.h, m.src_x, m.src_y, m.dst_x, m.dst_y,
+                             m.flags, m.motion_x, m.motion_y, m.motion_scale};
+  }
+}
+
 bool VideoReader::next(Frame& frame) {
   AVFrame* src = nullptr;
   if (has_pending_) {
@@ -291,6 +315,7 @@ bool VideoReader::next(Frame& frame) {
     pts = start_pts_ + std::llround(t / av_q2d(tb));
   }
   convert(src, frame);
+  copy_side_data(src, frame);
   frame.pts = pts;
   frame.time = (pts - start_pts_) * av_q2d(tb);
   frame.index = next_index_++;

@@ -61,6 +61,22 @@ struct VideoInfo {
   std::string container;         // demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
 };
 
+// One block's motion vector as FFmpeg exports it (AVMotionVector, libavutil/motion_vector.h),
+// field for field. The vector points from the block in this frame to its reference:
+//   src = dst + motion / motion_scale   (pixels; dst_x, dst_y = the block's centre here)
+// so content moving right by d pixels a frame has motion_x / motion_scale = -d for a reference one
+// frame back (source < 0: a past reference; source > 0: a future one, then +d). H.264 exports
+// 16x16, 16x8, 8x16 and 8x8 blocks (sub-8x8 partitions as their 8x8), one vector per reference list.
+struct MotionVector {
+  int32_t source;       // -1: a past reference (list 0), +1: a future one (list 1)
+  uint8_t w, h;         // block size in pixels
+  int16_t src_x, src_y; // the block's centre in the reference
+  int16_t dst_x, dst_y; // the block's centre in this frame
+  uint64_t flags;
+  int32_t motion_x, motion_y;  // src - dst in 1/motion_scale pixels
+  uint16_t motion_scale;
+};
+
 // One decoded frame. data holds height rows of width * channels bytes, no padding.
 struct Frame {
   std::vector<uint8_t> data;  // (H, W, C) u8
@@ -68,6 +84,10 @@ struct Frame {
   int64_t index = -1;  // 0, 1, 2, ... in output order (after seek: round(time * fps))
   int64_t pts = 0;     // best_effort_timestamp in the stream's time_base
   double time = 0;     // seconds from the stream's start: (pts - start) * time_base
+  char picture_type = '?';  // 'I', 'P', 'B', ... (av_get_picture_type_char); '?' when unknown
+  // AV_FRAME_DATA_MOTION_VECTORS side data, when ReaderOptions::export_motion_vectors; empty for
+  // frames without inter blocks (I frames) and for decoders that export none.
+  std::vector<MotionVector> motion_vectors;
   const uint8_t* pixel(int y, int x) const { return data.data() + (int64_t(y) * width + x) * channels; }
 };
 
@@ -77,6 +97,9 @@ struct ReaderOptions {
   PixelFormat format = PixelFormat::bgr24;
   int threads = 0;     // decoder threads, 0 = auto (FFmpeg picks from the CPU count)
   int sws_flags = 0;   // 0 = the rule in the file header; otherwise passed to sws_getContext as is
+  // Opens the decoder with flags2 +export_mvs (Frame::motion_vectors). Decodes with slice threads
+  // only: frame-threaded h264 exports the vectors of a picture another thread may still be decoding.
+  bool export_motion_vectors = false;
 };
 
 class VideoReader {
@@ -110,6 +133,7 @@ class VideoReader {
   void release();
   int receive(AVFrame* out);  // 1 = a frame, 0 = end of stream
   void convert(const AVFrame* in, Frame& out);
+  void copy_side_data(const AVFrame* in, Frame& out) const;  // picture type, motion vectors
   void record_error(const std::string& what);
   void check_truncation();
 
