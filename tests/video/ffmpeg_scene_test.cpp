@@ -109,7 +109,8 @@ Naive naive_scores(bool scdet) {
     const double count = double(kW) * kH;
     const double mafd = scdet ? double(sad) * 100.0 / count / 256.0 : double(sad) / count / 1.0;
     const double diff = std::fabs(mafd - prev_mafd);
-    const double score = scdet ? std::clamp(std::min(mafd, diff), 0.0, 100.0) : std::clamp(std::min(mafd, diff) / 100.0, 0.0, 1.0);
+    const double score = scdet ? std::clamp(std::min(mafd, diff), 0.0, 100.0)
+                               : std::clamp(std::min(mafd, diff) / 100.0, 0.0, 1.0);
     prev_mafd = mafd;
     n.mafd.push_back(mafd);
     n.score.push_back(score);

@@ -42,7 +42,8 @@ struct SceneGraph {
 
   AVFilterContext* add(const std::string& path, const char* filter, const std::string& args) {
     AVFilterContext* ctx = nullptr;
-    const int r = avfilter_graph_create_filter(&ctx, avfilter_get_by_name(filter), filter, args.c_str(), nullptr, graph);
+    const int r =
+        avfilter_graph_create_filter(&ctx, avfilter_get_by_name(filter), filter, args.c_str(), nullptr, graph);
     FOUNDRY_CHECK(r >= 0, "'{}': cannot create the filter {}={}: {}", path, filter, args, av_error(r));
     return ctx;
   }
@@ -82,13 +83,13 @@ double metadata_value(const std::string& path, const AVFrame* frame, const char*
 }  // namespace
 
 double ffmpeg_scene_threshold(const FfmpegSceneOptions& o) {
-  FOUNDRY_CHECK(o.filter == "scdet" || o.filter == "select", "ffmpeg scene detection: filter must be scdet or select, got '{}'",
-                o.filter);
+  FOUNDRY_CHECK(o.filter == "scdet" || o.filter == "select",
+                "ffmpeg scene detection: filter must be scdet or select, got '{}'", o.filter);
   const bool scdet = o.filter == "scdet";
   if (o.threshold == -1) return scdet ? 10.0 : 0.4;
   const double max = scdet ? 100.0 : 1.0;
-  FOUNDRY_CHECK(o.threshold >= 0 && o.threshold <= max, "ffmpeg scene detection: {} threshold must be in [0, {}], got {}",
-                o.filter, max, o.threshold);
+  FOUNDRY_CHECK(o.threshold >= 0 && o.threshold <= max,
+                "ffmpeg scene detection: {} threshold must be in [0, {}], got {}", o.filter, max, o.threshold);
   return o.threshold;
 }
 

@@ -28,7 +28,8 @@ namespace foundry::video {
 
 struct FfmpegSceneOptions {
   std::string filter = "scdet";  // scdet | select
-  double threshold = -1;         // -1: the filter's default: scdet 10 (score in percent 0..100), select 0.4 (scene 0..1)
+  double threshold = -1;         // -1: the filter's default: scdet 10 (score in percent 0..100),
+                                 //     select 0.4 (scene 0..1)
   int64_t min_scene_len = 0;     // frames; cuts closer than this to the previous cut (or to frame 0) are dropped
   int threads = 0;               // decoder threads, 0 = auto
 };
