@@ -1,5 +1,5 @@
 // foundry curate: the video curation pipeline (video/). So far its first stage:
-//   foundry curate --detect-only VIDEO... [--detector content|adaptive] [--threshold T]
+//   foundry curate --detect-only VIDEO... [--detector content|adaptive|scdet|select] [--threshold T]
 //                  [--min-scene-len N] [--luma-only] [--downscale K] [-o FILE.json]
 // prints each video's shots as JSON (video/shot_detection.h; like `scenedetect list-scenes`):
 // one indented object for one video, one line per video for several. A file that cannot be
@@ -29,9 +29,12 @@ void add_curate_command(CLI::App& app) {
   cmd->add_option("inputs", o->inputs, "Video files")->required();
   cmd->add_option("-o,--output", o->output, "With --detect-only: the JSON file to write (default: stdout)");
   cmd->add_flag("--detect-only", o->detect_only, "Only detect shots and print them as JSON");
-  cmd->add_option("--detector", o->detector, "content (PySceneDetect ContentDetector) or adaptive (AdaptiveDetector)");
+  cmd->add_option("--detector", o->detector,
+                  "content (PySceneDetect ContentDetector), adaptive (AdaptiveDetector), scdet or select (FFmpeg's "
+                  "scene score through libavfilter)");
   cmd->add_option("--threshold", o->threshold,
-                  "content: score threshold (default 27); adaptive: adaptive_threshold (default 3)");
+                  "content: score threshold (default 27); adaptive: adaptive_threshold (default 3); scdet: score in "
+                  "percent (default 10); select: scene 0..1 (default 0.4)");
   cmd->add_option("--min-scene-len", o->min_scene_len, "Minimum scene length in frames (default 15)");
   cmd->add_flag("--luma-only", o->luma_only, "Score on the luma (V) channel only");
   cmd->add_option("--downscale", o->downscale, "Analysis downscale: 0 auto (~256 px), 1 none, K: W/K x H/K");
@@ -43,11 +46,12 @@ void add_curate_command(CLI::App& app) {
     video::ShotDetectionOptions opt;
     opt.detector = o->detector;
     opt.downscale = o->downscale;
-    opt.content.min_scene_len = opt.adaptive.min_scene_len = o->min_scene_len;
+    opt.content.min_scene_len = opt.adaptive.min_scene_len = opt.ffmpeg.min_scene_len = o->min_scene_len;
     opt.content.luma_only = opt.adaptive.luma_only = o->luma_only;
     if (o->threshold >= 0) {
       opt.content.threshold = o->threshold;
       opt.adaptive.adaptive_threshold = o->threshold;
+      opt.ffmpeg.threshold = o->threshold;
     }
     std::vector<nlohmann::json> records;
     bool failed = false;

@@ -21,9 +21,35 @@ std::pair<int, int> analysis_size(int width, int height, int downscale) {
   return {std::max(1, static_cast<int>(std::lround(width / f))), std::max(1, static_cast<int>(std::lround(height / f)))};
 }
 
+namespace {
+
+// scdet | select: libavfilter's scores at the source size.
+ShotList ffmpeg_shots(const std::string& path, const ShotDetectionOptions& o) {
+  FfmpegSceneOptions f = o.ffmpeg;
+  f.filter = o.detector;
+  if (f.threads == 0) f.threads = o.threads;
+  FfmpegSceneScores scores = ffmpeg_scene_scores(path, f);
+  ShotList out;
+  out.info = scores.info;
+  out.analysis_width = scores.info.width;
+  out.analysis_height = scores.info.height;
+  out.frames = scores.frames;
+  out.cuts = std::move(scores.cuts);
+  out.scenes = scenes_from_cuts(out.cuts, 0, out.frames);
+  out.filter_scores = std::move(scores.score);
+  out.filter_mafd = std::move(scores.mafd);
+  out.decode_errors = scores.decode_errors;
+  out.error_message = scores.error_message;
+  out.wall_seconds = scores.wall_seconds;
+  return out;
+}
+
+}  // namespace
+
 ShotList detect_shots(const std::string& path, const ShotDetectionOptions& o) {
-  FOUNDRY_CHECK(o.detector == "content" || o.detector == "adaptive",
-                "shot detection: detector must be content or adaptive, got '{}'", o.detector);
+  FOUNDRY_CHECK(o.detector == "content" || o.detector == "adaptive" || o.detector == "scdet" || o.detector == "select",
+                "shot detection: detector must be content, adaptive, scdet or select, got '{}'", o.detector);
+  if (o.detector == "scdet" || o.detector == "select") return ffmpeg_shots(path, o);
   const auto t0 = std::chrono::steady_clock::now();
   ShotList out;
   // Open once to learn the source size, then decode at the analysis size.
@@ -77,6 +103,13 @@ nlohmann::json shots_json(const ShotList& s, const ShotDetectionOptions& o) {
                 {"luma_only", c.luma_only},
                 {"weights", {c.weights.hue, c.weights.sat, c.weights.lum, c.weights.edges}},
                 {"filter_mode", c.filter_mode == FlashMode::merge ? "merge" : "suppress"}};
+  } else if (o.detector == "scdet" || o.detector == "select") {
+    FfmpegSceneOptions f = o.ffmpeg;
+    f.filter = o.detector;
+    detector = {{"name", o.detector},
+                {"filter", o.detector == "scdet" ? "scdet" : "select='gte(scene,0)'"},
+                {"threshold", ffmpeg_scene_threshold(f)},
+                {"min_scene_len", f.min_scene_len}};
   } else {
     const AdaptiveDetectorOptions& a = o.adaptive;
     detector = {{"name", "adaptive"},
@@ -112,6 +145,8 @@ nlohmann::json shots_json(const ShotList& s, const ShotDetectionOptions& o) {
               {"decode_errors", s.decode_errors},
               {"video_seconds_per_second",
                s.wall_seconds > 0 && fps > 0 ? static_cast<double>(s.frames) / fps / s.wall_seconds : 0.0}};
+  if (o.detector == "scdet" || o.detector == "select") out["scores"] = s.filter_scores;
+  if (o.detector == "scdet") out["mafd"] = s.filter_mafd;
   if (s.decode_errors > 0) out["error"] = s.error_message;
   return out;
 }

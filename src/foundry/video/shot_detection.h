@@ -10,6 +10,8 @@
 // OpenCV's VideoCapture uses (SWS_BICUBIC: swscale's unscaled yuv2rgb path), the conversion behind
 // the frames PySceneDetect analyses (checked: identical bytes to cv2.VideoCapture (OpenCV 5.0) on
 // the test video, and `scenedetect` 0.7.2 lists the same scenes).
+// Detectors "scdet" and "select" are FFmpeg's scene scores, computed by libavfilter on the decoded
+// frames at the source size (ffmpeg_scene_detector.h; `downscale` does not apply).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -17,14 +19,16 @@
 #include <vector>
 
 #include "foundry/video/content_detector.h"
+#include "foundry/video/ffmpeg_scene_detector.h"
 #include "foundry/video/video_reader.h"
 
 namespace foundry::video {
 
 struct ShotDetectionOptions {
-  std::string detector = "content";  // content | adaptive
+  std::string detector = "content";  // content | adaptive | scdet | select
   ContentDetectorOptions content;
   AdaptiveDetectorOptions adaptive;
+  FfmpegSceneOptions ffmpeg;           // scdet | select (the detector name picks the filter)
   int downscale = 0;   // 0: auto (about 256 px on the long side), 1: none, k: W/k x H/k
   int threads = 0;     // decoder threads, 0 = auto
 };
@@ -35,7 +39,9 @@ struct ShotList {
   int64_t frames = 0;                // frames decoded
   std::vector<int64_t> cuts;         // first frame of each new scene
   std::vector<Scene> scenes;         // [start, end) frames covering every decoded frame
-  std::vector<FrameScore> scores;    // per frame, scenedetect's StatsManager metrics
+  std::vector<FrameScore> scores;    // per frame, scenedetect's StatsManager metrics (content | adaptive)
+  std::vector<double> filter_scores;  // per frame, scdet: lavfi.scd.score, select: lavfi.scene_score
+  std::vector<double> filter_mafd;    // per frame, scdet: lavfi.scd.mafd (empty otherwise)
   int64_t decode_errors = 0;         // > 0: the file is damaged; the scenes cover what decoded
   std::string error_message;
   double wall_seconds = 0;           // decode + detect
@@ -51,6 +57,7 @@ std::pair<int, int> analysis_size(int width, int height, int downscale);
 // "analysis_width", "analysis_height", "detector": {...}, "cuts": [...], "scenes": [{"index" (1-based),
 // "start_frame", "end_frame" (exclusive), "start_timecode", "end_timecode", "start_time", "end_time",
 // "length_frames", "length_seconds"}], "decode_errors", "error" (when damaged), "video_seconds_per_second"}.
+// scdet / select add "scores" (and scdet "mafd"): the filter's value for every frame.
 nlohmann::json shots_json(const ShotList& shots, const ShotDetectionOptions& options);
 
 }  // namespace foundry::video

@@ -109,8 +109,9 @@ VideoReader::VideoReader(const std::string& path, const ReaderOptions& options) 
     frame_ = av_frame_alloc();
     pending_ = av_frame_alloc();
     rgb_ = av_frame_alloc();
+    decoded_ = av_frame_alloc();
     packet_ = av_packet_alloc();
-    FOUNDRY_CHECK(frame_ && pending_ && rgb_ && packet_, "'{}': out of memory", path);
+    FOUNDRY_CHECK(frame_ && pending_ && rgb_ && decoded_ && packet_, "'{}': out of memory", path);
 
     // ---- info -----------------------------------------------------------------------------------
     info_.path = path;
@@ -159,7 +160,7 @@ VideoReader::VideoReader(const std::string& path, const ReaderOptions& options) 
     rgb_->format = av_format(options.format);
     rgb_->width = out_w_;
     rgb_->height = out_h_;
-    r = av_frame_get_buffer(rgb_, 0);
+    r = options.convert ? av_frame_get_buffer(rgb_, 0) : 0;
     FOUNDRY_CHECK(r >= 0, "'{}': cannot allocate a {}x{} frame: {}", path, out_w_, out_h_, av_error(r));
     counted_ = true;
   } catch (...) {
@@ -174,6 +175,7 @@ void VideoReader::release() {
   av_frame_free(&frame_);
   av_frame_free(&pending_);
   av_frame_free(&rgb_);
+  av_frame_free(&decoded_);
   av_packet_free(&packet_);
   sws_freeContext(sws_);
   sws_ = nullptr;
@@ -297,8 +299,10 @@ void VideoReader::copy_side_data(const AVFrame* in, Frame& out) const {
                              m.flags, m.motion_x, m.motion_y, m.motion_scale};
   }
 }
+const AVFrame* VideoReader::decoded() const { return decoded_->buf[0] != nullptr ? decoded_ : nullptr; }
 
 bool VideoReader::next(Frame& frame) {
+  av_frame_unref(decoded_);
   AVFrame* src = nullptr;
   if (has_pending_) {
     src = pending_;
@@ -314,14 +318,21 @@ bool VideoReader::next(Frame& frame) {
     const double t = last_time_ < 0 ? 0.0 : last_time_ + 1.0 / info_.fps_value;
     pts = start_pts_ + std::llround(t / av_q2d(tb));
   }
-  convert(src, frame);
+  if (opt_.convert) {
+    convert(src, frame);
+  } else {
+    frame.data.clear();
+    frame.width = src->width;
+    frame.height = src->height;
+    frame.channels = 0;
+  }
   copy_side_data(src, frame);
   frame.pts = pts;
   frame.time = (pts - start_pts_) * av_q2d(tb);
   frame.index = next_index_++;
   last_time_ = frame.time;
   ++returned_;
-  av_frame_unref(src);
+  av_frame_move_ref(decoded_, src);  // kept for decoded() until the next call
   return true;
 }
 
@@ -334,6 +345,7 @@ bool VideoReader::seek(double seconds) {
   if (r < 0) r = avformat_seek_file(fmt_, stream_, INT64_MIN, start_pts_, INT64_MAX, 0);
   FOUNDRY_CHECK(r >= 0, "'{}': cannot seek to {} s: {}", path_, seconds, av_error(r));
   avcodec_flush_buffers(dec_);
+  av_frame_unref(decoded_);
   av_frame_unref(pending_);
   has_pending_ = false;
   input_done_ = false;

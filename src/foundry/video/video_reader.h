@@ -100,6 +100,8 @@ struct ReaderOptions {
   // Opens the decoder with flags2 +export_mvs (Frame::motion_vectors). Decodes with slice threads
   // only: frame-threaded h264 exports the vectors of a picture another thread may still be decoding.
   bool export_motion_vectors = false;
+  bool convert = true; // false: no swscale; next() leaves Frame::data empty (width/height = the decoded
+                       // frame's, channels = 0) and the picture is only in decoded()
 };
 
 class VideoReader {
@@ -117,6 +119,11 @@ class VideoReader {
 
   // The next frame in presentation order; false at the end of the stream (clean or damaged).
   bool next(Frame& frame);
+
+  // The decoder's own frame (native pixel format, e.g. yuv420p) behind the last frame next()
+  // returned; valid until the next call to next() or seek(); nullptr before the first frame and
+  // after the end.
+  const AVFrame* decoded() const;
 
   // Positions the reader so that next() returns the first frame whose time is >= seconds:
   // seeks to the keyframe at or before it and decodes forward (frame-accurate). Returns false
@@ -147,6 +154,7 @@ class VideoReader {
   AVFrame* frame_ = nullptr;    // decoder output
   AVFrame* pending_ = nullptr;  // a frame found by seek(), returned by the next next()
   AVFrame* rgb_ = nullptr;      // aligned swscale output, copied into Frame::data
+  AVFrame* decoded_ = nullptr;  // the decoder's frame behind the last next() (decoded())
   AVPacket* packet_ = nullptr;
   int stream_ = -1;
   int64_t start_pts_ = 0;
