@@ -79,7 +79,11 @@ void decide_clips(std::vector<json>& clips, const CurateConfig& config) {
           reasons.push_back(fmt::format("static: mean frame difference {:.4f} < filter.static_difference {}",
                                         s.mean_frame_difference, f.static_difference));
       }
-      if (f.motion && scores.contains("motion")) {
+      const int w = c.value("width", 0), h = c.value("height", 0);
+      if (f.motion && f.motion_min_short_side > 0 && std::min(w, h) < f.motion_min_short_side) {
+        reasons.push_back(fmt::format("low_motion: the clip is {}x{}, under filter.motion_min_short_side {} "
+                                      "(cosmos-curate does not score smaller clips)", w, h, f.motion_min_short_side));
+      } else if (f.motion && scores.contains("motion")) {
         MotionFilterOptions mo;
         mo.global_mean_threshold = f.motion_global_mean;
         mo.per_patch_min_threshold = f.motion_per_patch_min;

@@ -90,6 +90,7 @@ const Table& fields() {
     FOUNDRY_CURATE_FIELD(filter, motion);
     FOUNDRY_CURATE_FIELD(filter, motion_global_mean);
     FOUNDRY_CURATE_FIELD(filter, motion_per_patch_min);
+    FOUNDRY_CURATE_FIELD(filter, motion_min_short_side);
     FOUNDRY_CURATE_FIELD(filter, static_blank);
     FOUNDRY_CURATE_FIELD(filter, blank_luma_std);
     FOUNDRY_CURATE_FIELD(filter, blank_fraction);
@@ -194,8 +195,8 @@ void CurateConfig::validate() const {
   FOUNDRY_CHECK(transcode.bit_rate > 0, "transcode.bit_rate {} must be positive (bits/s)", transcode.bit_rate);
   FOUNDRY_CHECK(!transcode.codecs.empty(), "transcode.codecs must name at least one encoder");
   FOUNDRY_CHECK(filter.min_duration_s >= 0 && filter.max_duration_s >= 0 && filter.min_short_side >= 0 &&
-                    filter.min_aspect >= 0 && filter.max_aspect >= 0,
-                "filter.min_duration_s, max_duration_s, min_short_side, min_aspect and max_aspect must be >= 0");
+                    filter.min_aspect >= 0 && filter.max_aspect >= 0 && filter.motion_min_short_side >= 0,
+                "filter.min_duration_s, max_duration_s, min_short_side, min_aspect, max_aspect and motion_min_short_side must be >= 0");
   FOUNDRY_CHECK(filter.blank_fraction >= 0 && filter.blank_fraction <= 1, "filter.blank_fraction {} must be in [0, 1]",
                 filter.blank_fraction);
   FOUNDRY_CHECK(dedup.samples >= 1 && dedup.samples <= 1024, "dedup.samples {} must be in [1, 1024]", dedup.samples);

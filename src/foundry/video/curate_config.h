@@ -48,6 +48,7 @@ struct CurateFilterConfig {
   bool motion = true;           // cosmos-curate's motion-vector filter (b.4)
   double motion_global_mean = 0.00098;
   double motion_per_patch_min = 1e-6;
+  int motion_min_short_side = 256;  // cosmos-curate scores only clips of min(W, H) >= 256 and drops the rest; 0: any size
   bool static_blank = true;     // blank frames / no change between frames
   double blank_luma_std = 4.0;  // a frame is blank below this luma standard deviation
   double blank_fraction = 0.9;  // a clip is blank when this share of its frames is

@@ -401,6 +401,7 @@ class Pipeline {
       // A clip counts once, under its first reason.
       const std::string key = reason_key(c["drop_reasons"][0].get<std::string>());
       json& r = reasons[key];
+      if (r.is_null()) r = {{"clips", 0}, {"seconds", 0.0}};
       r["clips"] = r.value("clips", 0) + 1;
       r["seconds"] = r.value("seconds", 0.0) + c.value("duration", 0.0);
     }
