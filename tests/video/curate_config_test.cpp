@@ -49,6 +49,11 @@ TEST(CurateConfig, ProcessingKeyFollowsOnlyClipChangingSections) {
   EXPECT_NE(CurateConfig::parse("", "a", {"detect.threshold=30"}).processing_key(), base.processing_key());
 }
 
+TEST(CurateConfig, TheShippedConfigListsTheDefaults) {
+  const CurateConfig shipped = CurateConfig::load(std::string(FOUNDRY_SOURCE_DIR) + "/configs/curate.yaml");
+  EXPECT_EQ(shipped.to_yaml(), CurateConfig::parse("", "defaults").to_yaml());
+}
+
 TEST(CurateConfig, BadInputNamesTheKey) {
   EXPECT_ERROR_MENTIONS(CurateConfig::parse("filtr:\n  motion: false\n", "c.yaml"), "c.yaml", "'filtr'",
                         "did you mean 'filter'");

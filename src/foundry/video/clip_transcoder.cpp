@@ -103,7 +103,10 @@ std::vector<TranscodeResult> transcode_clips(const std::string& source, const st
   ro.out_height = height;
   ro.format = PixelFormat::bgr24;
   ro.threads = options.threads;
-  if (width != info.width || height != info.height) ro.sws_flags = SWS_AREA | SWS_ACCURATE_RND;
+  // A resize: the area filter. The source size: swscale's fast unscaled yuv2rgb path (SWS_BICUBIC, what
+  // the ffmpeg CLI uses), about 3x faster than the exactly rounded conversion the reader uses by
+  // default and within a few LSB of it.
+  ro.sws_flags = width != info.width || height != info.height ? SWS_AREA | SWS_ACCURATE_RND : SWS_BICUBIC;
   VideoReader reader(source, ro);
 
   WriterOptions wo;
@@ -117,6 +120,7 @@ std::vector<TranscodeResult> transcode_clips(const std::string& source, const st
   wo.threads = options.threads;
   wo.container = "mp4";  // the outputs are named NAME.mp4.partial while written
   wo.faststart = true;
+  wo.accurate_conversion = false;  // as the ffmpeg CLI converts; ~10% of a 720p transcode
 
   // ---- the clips, in order of start --------------------------------------------------------------
   const double half = 0.5 / fps_src;  // span membership tolerance: half a source frame

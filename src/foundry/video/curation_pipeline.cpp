@@ -269,7 +269,7 @@ class Pipeline {
     const ClipRange& r = job.split.clips[k];
     const std::string id = fmt::format("{}_{}-{}", job.id, r.start_frame, r.end_frame);
     const std::string rel = fmt::format("clips/{}/{}.mp4", job.id, id);
-    const json& info = job.record["info"];
+    const json& info = job.record.at("info");  // read-only while the video's clip tasks run
     json c = {{"clip", id}, {"video", job.id}, {"source", job.path}, {"shot", r.shot},
               {"start_frame", r.start_frame}, {"end_frame", r.end_frame},
               {"start_time", r.start_frame / job.fps}, {"end_time", r.end_frame / job.fps},

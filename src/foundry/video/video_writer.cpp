@@ -131,9 +131,10 @@ VideoWriter::VideoWriter(const std::string& path, const WriterOptions& options) 
     yuv_->height = h;
     FOUNDRY_CHECK(av_frame_get_buffer(rgb_, 0) >= 0 && av_frame_get_buffer(yuv_, 0) >= 0, "'{}': out of memory",
                   path);
-    // Exactly rounded RGB -> YUV (BT.601, limited range), chroma averaged over each 2x2 block.
-    sws_ = sws_getContext(w, h, in, w, h, AV_PIX_FMT_YUV420P, SWS_BILINEAR | SWS_ACCURATE_RND, nullptr, nullptr,
-                          nullptr);
+    // RGB -> YUV (BT.601, limited range), chroma averaged over each 2x2 block; exactly rounded
+    // unless options.accurate_conversion is off.
+    const int flags = SWS_BILINEAR | (options.accurate_conversion ? SWS_ACCURATE_RND : 0);
+    sws_ = sws_getContext(w, h, in, w, h, AV_PIX_FMT_YUV420P, flags, nullptr, nullptr, nullptr);
     FOUNDRY_CHECK(sws_ != nullptr, "'{}': swscale cannot convert {} to yuv420p", path, name(options.input));
   } catch (...) {
     release();

@@ -35,6 +35,9 @@ struct WriterOptions {
   int threads = 0;       // 0 = auto
   std::string container;  // muxer name ("mp4", "matroska", ...); "" = from the path's extension
   bool faststart = false;  // mp4/mov: move the index (moov) to the front on close (streamable; a second pass)
+  // BGR/RGB -> yuv420p with SWS_ACCURATE_RND (exact rounding; the tests' lossless round trips rely
+  // on it); false takes swscale's faster path (about 10% of a 720p veryfast transcode), as ffmpeg does.
+  bool accurate_conversion = true;
 };
 
 class VideoWriter {
