@@ -50,7 +50,7 @@ TEST(CurateConfig, ProcessingKeyFollowsOnlyClipChangingSections) {
 }
 
 TEST(CurateConfig, TheShippedConfigListsTheDefaults) {
-  const CurateConfig shipped = CurateConfig::load(std::string(FOUNDRY_SOURCE_DIR) + "/configs/curate.yaml");
+  const CurateConfig shipped = CurateConfig::load(std::string(FOUNDRY_SOURCE_DIR) + "/configs/curate/default.yaml");
   EXPECT_EQ(shipped.to_yaml(), CurateConfig::parse("", "defaults").to_yaml());
 }
 

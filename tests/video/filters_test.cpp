@@ -211,12 +211,18 @@ NaiveMotion naive_motion(const std::vector<Frame>& frames, int step, int max_fra
   return out;
 }
 
-// ---- (a) motion vectors --------------------------------------------------------------------------
-
-TEST(MotionVectors, PointFromTheBlockToItsSourceInTheReference) {
+// GRAY8 frames at the source size with the codec's motion vectors.
+ReaderOptions vector_reader_options() {
   ReaderOptions o;
   o.format = PixelFormat::gray8;
   o.export_motion_vectors = true;
+  return o;
+}
+
+// ---- (a) motion vectors --------------------------------------------------------------------------
+
+TEST(MotionVectors, PointFromTheBlockToItsSourceInTheReference) {
+  ReaderOptions o = vector_reader_options();
   const std::vector<Frame> frames = decode(moving_clip(), o);
   ASSERT_EQ(frames.size(), 48u);
   EXPECT_EQ(frames[0].picture_type, 'I');
@@ -258,9 +264,7 @@ TEST(MotionVectors, SameWithAnyThreadCount) {
   // Frame-threaded h264 exports the vectors of pictures still being decoded by another thread
   // (plain libav with 4 frame threads gave 6 different vector sets over 6 runs of the rich clip);
   // the reader decodes with slice threads only when it exports vectors.
-  ReaderOptions o;
-  o.format = PixelFormat::gray8;
-  o.export_motion_vectors = true;
+  ReaderOptions o = vector_reader_options();
   o.threads = 1;
   const std::vector<Frame> one = decode(rich_clip(), o);
   o.threads = 4;
@@ -304,9 +308,7 @@ TEST(MotionFilter, StaticClipIsLowMotionMovingClipIsNot) {
 // ---- (c), (d) scores equal the naive transcription on the same decoded vectors -------------------
 
 void expect_naive_scores(const std::string& path, int expected_step, int expected_max_frames) {
-  ReaderOptions o;
-  o.format = PixelFormat::gray8;
-  o.export_motion_vectors = true;
+  ReaderOptions o = vector_reader_options();
   const std::vector<Frame> frames = decode(path, o);
   VideoReader info(path);
   const int step = motion_sample_step(info.info().fps_value, 2.0);
@@ -328,9 +330,7 @@ TEST(MotionFilter, ScoresEqualNaiveTranscriptionEveryTwelfthFrame) {
 TEST(MotionFilter, ScoresEqualNaiveTranscriptionWithBFramesAndEdgeBlocks) {
   // The clip must exercise what the transcription is about: bi-predicted blocks (two vectors on
   // one block: the later one wins), 8x8/16x8/8x16 blocks and blocks clamped at the frame edge.
-  ReaderOptions o;
-  o.format = PixelFormat::gray8;
-  o.export_motion_vectors = true;
+  ReaderOptions o = vector_reader_options();
   const std::vector<Frame> frames = decode(rich_clip(), o);
   ASSERT_EQ(frames.size(), 12u);
   std::map<std::pair<int, int>, int> sizes;

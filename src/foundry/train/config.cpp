@@ -10,6 +10,7 @@
 
 #include "foundry/core/check.h"
 #include "foundry/core/did_you_mean.h"
+#include "foundry/core/yaml_sections.h"
 #include "foundry/models/gpt/upcycle.h"
 #include "foundry/optim/lr_schedule.h"
 
@@ -322,27 +323,11 @@ void validate(RunConfig& c) {
 
 RunConfig RunConfig::parse(const std::string& text, const std::string& source,
                            const std::vector<std::string>& overrides) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    FOUNDRY_FAIL("{}: YAML error at line {}: {}", source, e.mark.line + 1, e.msg);
-  }
   RunConfig c;
-  if (root && !root.IsNull()) {
-    FOUNDRY_CHECK(root.IsMap(), "{}: a recipe is a map of sections (model:, train:)", source);
-    for (const auto& section : root) {
-      const std::string name = section.first.as<std::string>();
-      FOUNDRY_CHECK(section.second.IsMap() || section.second.IsNull(), "{}: section '{}' must be a map", source, name);
-      FOUNDRY_CHECK(fields().count(name), "{}: unknown config section '{}'{}", source, name,
-                    did_you_mean(name, fields(), ""));
-      if (section.second.IsNull()) continue;
-      for (const auto& kv : section.second) {
-        const std::string key = kv.first.as<std::string>();
-        find_field(name, key, source).set(c, kv.second);
-      }
-    }
-  }
+  for_each_yaml_key(text, source, fields(), "a recipe is a map of sections (model:, train:)",
+                    [&](const std::string& section, const std::string& key, const YAML::Node& value) {
+                      find_field(section, key, source).set(c, value);
+                    });
   for (const auto& o : overrides) c.set_from_assignment(o);
   validate(c);
   return c;

@@ -11,6 +11,7 @@
 #include "foundry/core/check.h"
 #include "foundry/core/crc32c.h"
 #include "foundry/core/did_you_mean.h"
+#include "foundry/core/yaml_sections.h"
 
 namespace foundry::video {
 
@@ -132,24 +133,11 @@ std::string sections_yaml(const CurateConfig& c, const std::vector<std::string>&
 
 CurateConfig CurateConfig::parse(const std::string& text, const std::string& source,
                                  const std::vector<std::string>& overrides) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    FOUNDRY_FAIL("{}: YAML error at line {}: {}", source, e.mark.line + 1, e.msg);
-  }
   CurateConfig c;
-  if (root && !root.IsNull()) {
-    FOUNDRY_CHECK(root.IsMap(), "{}: a curate config is a map of sections (detect:, split:, ...)", source);
-    for (const auto& section : root) {
-      const std::string name = section.first.as<std::string>();
-      FOUNDRY_CHECK(fields().count(name), "{}: unknown curate config section '{}'{}", source, name,
-                    did_you_mean(name, fields()));
-      FOUNDRY_CHECK(section.second.IsMap() || section.second.IsNull(), "{}: section '{}' must be a map", source, name);
-      if (section.second.IsNull()) continue;
-      for (const auto& kv : section.second) find_field(name, kv.first.as<std::string>(), source).set(c, kv.second);
-    }
-  }
+  for_each_yaml_key(text, source, fields(), "a curate config is a map of sections (detect:, split:, ...)",
+                    [&](const std::string& section, const std::string& key, const YAML::Node& value) {
+                      find_field(section, key, source).set(c, value);
+                    });
   for (const std::string& o : overrides) c.set(o);
   c.validate();
   return c;
