@@ -42,7 +42,10 @@ TEST(CurateConfig, YamlAndOverridesSetTypedFields) {
 
 TEST(CurateConfig, ProcessingKeyFollowsOnlyClipChangingSections) {
   const CurateConfig base = CurateConfig::parse("", "a");
-  EXPECT_EQ(CurateConfig::parse("", "a", {"filter.blank_luma_std=9"}).processing_key(), base.processing_key());
+  EXPECT_EQ(CurateConfig::parse("", "a", {"filter.blank_fraction=0.5"}).processing_key(), base.processing_key());
+  EXPECT_EQ(CurateConfig::parse("", "a", {"filter.motion_global_mean=0.01"}).processing_key(), base.processing_key());
+  // Frames are labelled blank as they are measured: that threshold needs the frames again.
+  EXPECT_NE(CurateConfig::parse("", "a", {"filter.blank_luma_std=9"}).processing_key(), base.processing_key());
   EXPECT_EQ(CurateConfig::parse("", "a", {"dedup.enabled=false"}).processing_key(), base.processing_key());
   EXPECT_NE(CurateConfig::parse("", "a", {"split.crop_s=0"}).processing_key(), base.processing_key());
   EXPECT_NE(CurateConfig::parse("", "a", {"transcode.fps=12"}).processing_key(), base.processing_key());

@@ -203,7 +203,10 @@ std::string CurateConfig::to_yaml() const {
 }
 
 std::string CurateConfig::processing_key() const {
-  return fmt::format("{:08x}", crc32c(sections_yaml(*this, {"detect", "split", "transcode"})));
+  // filter.blank_luma_std decides which frames count as blank while they are measured.
+  const std::string measured = sections_yaml(*this, {"detect", "split", "transcode"}) +
+                               fmt::format("filter.blank_luma_std: {}\n", filter.blank_luma_std);
+  return fmt::format("{:08x}", crc32c(measured));
 }
 
 }  // namespace foundry::video

@@ -5,8 +5,9 @@
 //
 // Sections: detect (shot detection), split (clip rules), transcode (clip encoding), filter
 // (thresholds; applied to recorded scores, so changing them re-decodes nothing), dedup, shard,
-// run. processing_key() fingerprints the sections that change the clips themselves (detect,
-// split, transcode): a finished video is processed again only when it changes.
+// run. processing_key() fingerprints what changes the clips or their measurements (detect, split,
+// transcode, and filter.blank_luma_std, which labels frames as they are measured): a finished
+// video is processed again only when it changes.
 #pragma once
 
 #include <cstdint>
@@ -88,7 +89,7 @@ struct CurateConfig {
   void set(const std::string& assignment);  // "filter.motion=false" (no validation)
   void validate() const;
   std::string to_yaml() const;             // every section and key
-  std::string processing_key() const;      // hex CRC32C of detect, split and transcode
+  std::string processing_key() const;      // hex CRC32C of detect, split, transcode and filter.blank_luma_std
 };
 
 }  // namespace foundry::video
