@@ -259,6 +259,9 @@ class Pipeline {
       times_.add("detect", seconds_since(t0));
       if (job.split.clips.empty()) return finalize(job);
       for (size_t k = 0; k < job.split.clips.size(); ++k) queue_.push_clip([this, &job, k] { clip(job, k); });
+    } catch (const Error& e) {
+      times_.add("detect", seconds_since(t0));
+      fail(job, e.message());
     } catch (const std::exception& e) {
       times_.add("detect", seconds_since(t0));
       fail(job, e.what());
@@ -304,6 +307,8 @@ class Pipeline {
         c["scores"]["motion"] = motion_json(motion_scores((out_ / rel).string(), {.threads = 1}));
         times_.add("motion", seconds_since(t0));
       }
+    } catch (const Error& e) {
+      c["error"] = e.message();
     } catch (const std::exception& e) {
       c["error"] = e.what();
     }
