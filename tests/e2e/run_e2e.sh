@@ -92,6 +92,11 @@ printf '\xff\xff\xff\xff\xff\xff\x00\x00{' | dd of="$work/ckpt/model.safetensors
 expect_error "model.safetensors" "$foundry" generate "$work/ckpt" --prompt "x"
 expect_error "bad.yaml" "$foundry" tokenizer encode --tokenizer "$work/bad.yaml" </dev/null
 expect_error "nonexistent" "$foundry" eval "$run" --data "$work/nonexistent"
+expect_error "unknown curate config key 'filter.motoin' (did you mean 'filter.motion'?)" \
+    "$foundry" curate "$work" -o "$work/curated" --set filter.motoin=false
+expect_error "curate: input '$work/no_videos' does not exist" "$foundry" curate "$work/no_videos" -o "$work/curated"
+"$foundry" curate "$work" -o "$work/curated" --config "$src/configs/curate/default.yaml" --print-config >"$work/curate.yaml"
+grep -q '^  max_length_mode: "\?stride' "$work/curate.yaml" || fail "curate --print-config: $(head -3 "$work/curate.yaml")"
 
 # 6. bench step prints one JSON line with the promised fields.
 "$foundry" bench step "$src/configs/bench/dense-small.yaml" model.num_layers=1 train.seq_length=64 --steps 2 --warmup 1 >"$work/bench.json"
