@@ -37,6 +37,9 @@ struct WriterOptions {
   bool faststart = false;  // mp4/mov: move the index (moov) to the front on close (streamable; a second pass)
   // BGR/RGB -> yuv420p with SWS_ACCURATE_RND (exact rounding; the tests' lossless round trips rely
   // on it); false takes swscale's faster path (about 10% of a 720p veryfast transcode), as ffmpeg does.
+  // Seen with FFmpeg 5.1: the accurate path's output depends on uninitialised memory inside
+  // swscale (the same frames encode differently under MALLOC_PERTURB_ or with other threads
+  // allocating), the fast path does not; the clip transcoder therefore uses the fast path.
   bool accurate_conversion = true;
 };
 
