@@ -225,6 +225,18 @@ TEST(ClipTranscoder, SizeRules) {
   EXPECT_EQ(sizes, (std::vector<std::pair<int, int>>(10, {88, 50})));
 }
 
+TEST(ClipTranscoder, FrameRatesFromNumbers) {
+  auto same = [](Rational a, Rational b) { return a.num == b.num && a.den == b.den; };
+  EXPECT_TRUE(same(frame_rate_from(24), {24, 1}));
+  EXPECT_TRUE(same(frame_rate_from(29.97), {30000, 1001}));
+  EXPECT_TRUE(same(frame_rate_from(23.976), {24000, 1001}));
+  EXPECT_TRUE(same(frame_rate_from(59.94), {60000, 1001}));
+  EXPECT_TRUE(same(frame_rate_from(30000.0 / 1001), {30000, 1001}));
+  EXPECT_TRUE(same(frame_rate_from(12.5), {25, 2}));
+  EXPECT_TRUE(same(frame_rate_from(7.3), {73, 10}));
+  EXPECT_ERROR_MENTIONS(frame_rate_from(0), "frame rate 0");
+}
+
 TEST(ClipTranscoder, SpansBeyondTheEndAndBadPaths) {
   // Times instead of frames; one span is past the end, one crosses it.
   const std::vector<ClipSpan> spans = {{.start_time = 3.6, .end_time = 4.0},

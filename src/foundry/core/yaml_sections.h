@@ -2,6 +2,7 @@
 // (`model:`, `train:` for recipes; `detect:`, `split:` for curation). for_each_yaml_key visits
 // every key in document order; errors name the source: YAML syntax (with its line), a document
 // or section that is not a map, and an unknown section (with the closest known one).
+// parse_yaml_assignment reads one command-line override, `section.key=value` (NeMo/Hydra habit).
 #pragma once
 
 #include <yaml-cpp/yaml.h>
@@ -37,6 +38,25 @@ void for_each_yaml_key(const std::string& text, const std::string& source, const
     if (section.second.IsNull()) continue;
     for (const auto& kv : section.second) visit(name, kv.first.as<std::string>(), kv.second);
   }
+}
+
+struct YamlAssignment {
+  std::string section, key;
+  YAML::Node value;  // the text after '=', parsed as YAML
+};
+
+inline YamlAssignment parse_yaml_assignment(const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  const auto dot = assignment.find('.');
+  FOUNDRY_CHECK(eq != std::string::npos && dot != std::string::npos && dot < eq,
+                "override '{}' is not of the form section.key=value", assignment);
+  YamlAssignment a{assignment.substr(0, dot), assignment.substr(dot + 1, eq - dot - 1), {}};
+  try {
+    a.value = YAML::Load(assignment.substr(eq + 1));
+  } catch (const YAML::Exception& e) {
+    FOUNDRY_FAIL("override '{}': value is not valid YAML ({})", assignment, e.msg);
+  }
+  return a;
 }
 
 }  // namespace foundry

@@ -347,19 +347,8 @@ void RunConfig::apply_override(const std::string& assignment) {
 }
 
 void RunConfig::set_from_assignment(const std::string& assignment) {
-  const auto eq = assignment.find('=');
-  const auto dot = assignment.find('.');
-  FOUNDRY_CHECK(eq != std::string::npos && dot != std::string::npos && dot < eq,
-                "override '{}' is not of the form section.key=value", assignment);
-  const std::string section = assignment.substr(0, dot), key = assignment.substr(dot + 1, eq - dot - 1);
-  const std::string value = assignment.substr(eq + 1);
-  YAML::Node node;
-  try {
-    node = YAML::Load(value);
-  } catch (const YAML::Exception& e) {
-    FOUNDRY_FAIL("override '{}': value is not valid YAML ({})", assignment, e.msg);
-  }
-  find_field(section, key, "override").set(*this, node);
+  const YamlAssignment a = parse_yaml_assignment(assignment);
+  find_field(a.section, a.key, "override").set(*this, a.value);
 }
 
 std::string RunConfig::to_yaml() const {

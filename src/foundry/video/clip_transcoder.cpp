@@ -11,6 +11,7 @@ extern "C" {
 #include <filesystem>
 #include <limits>
 #include <memory>
+#include <numeric>
 
 #include "foundry/core/check.h"
 #include "foundry/video/video_writer.h"
@@ -69,6 +70,15 @@ void transcode_size(int src_w, int src_h, const TranscodeOptions& options, int& 
   width = even_near(w);
   height = even_near(h);
   if (cap > 0 && std::min(width, height) > cap) (width <= height ? width : height) -= 2;  // odd cap: round down
+}
+
+Rational frame_rate_from(double fps) {
+  FOUNDRY_CHECK(fps > 0 && fps <= 1000, "frame rate {} must be in (0, 1000]", fps);
+  const double whole = std::round(fps), ntsc = std::round(fps * 1.001);
+  if (std::abs(fps - whole) < 1e-9) return {static_cast<int>(whole), 1};
+  if (std::abs(fps * 1.001 - ntsc) < 5e-3) return {static_cast<int>(ntsc) * 1000, 1001};
+  const int num = static_cast<int>(std::lround(fps * 1000)), g = std::gcd(num, 1000);
+  return {num / g, 1000 / g};
 }
 
 std::vector<TranscodeResult> transcode_clips(const std::string& source, const std::vector<ClipSpan>& spans,

@@ -75,6 +75,11 @@ struct TranscodeResult {
   std::string error;          // "" when the clip is whole; else why it is short or was dropped
 };
 
+// A frame rate given as a number (a config's transcode.fps) as the exact rational an encoder
+// wants: integers as N/1, the NTSC family written with 2-3 decimals (23.976, 29.97, 59.94) as
+// N*1000/1001, anything else to the nearest 1/1000 (reduced).
+Rational frame_rate_from(double fps);
+
 // The output size for a source of src_w x src_h under `options` (the rules in the header).
 void transcode_size(int src_w, int src_h, const TranscodeOptions& options, int& width, int& height);
 

@@ -152,17 +152,8 @@ CurateConfig CurateConfig::load(const std::string& path, const std::vector<std::
 }
 
 void CurateConfig::set(const std::string& assignment) {
-  const auto eq = assignment.find('=');
-  const auto dot = assignment.find('.');
-  FOUNDRY_CHECK(eq != std::string::npos && dot != std::string::npos && dot < eq,
-                "override '{}' is not of the form section.key=value", assignment);
-  YAML::Node node;
-  try {
-    node = YAML::Load(assignment.substr(eq + 1));
-  } catch (const YAML::Exception& e) {
-    FOUNDRY_FAIL("override '{}': value is not valid YAML ({})", assignment, e.msg);
-  }
-  find_field(assignment.substr(0, dot), assignment.substr(dot + 1, eq - dot - 1), "override").set(*this, node);
+  const YamlAssignment a = parse_yaml_assignment(assignment);
+  find_field(a.section, a.key, "override").set(*this, a.value);
 }
 
 void CurateConfig::validate() const {

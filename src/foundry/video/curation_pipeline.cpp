@@ -129,12 +129,7 @@ TranscodeOptions transcode_options(const CurateConfig& c) {
   o.width = c.transcode.width;
   o.height = c.transcode.height;
   o.max_short_side = c.transcode.max_short_side;
-  if (c.transcode.fps > 0) {  // exact for integer and NTSC-style rates
-    const double ntsc = c.transcode.fps * 1.001;
-    o.fps = std::abs(ntsc - std::round(ntsc)) < 1e-6 && std::abs(c.transcode.fps - std::round(c.transcode.fps)) > 1e-6
-                ? Rational{static_cast<int>(std::round(ntsc)) * 1000, 1001}
-                : Rational{static_cast<int>(std::lround(c.transcode.fps * 1000)), 1000};
-  }
+  if (c.transcode.fps > 0) o.fps = frame_rate_from(c.transcode.fps);
   o.bit_rate = c.transcode.bit_rate;
   o.codecs = c.transcode.codecs;
   o.preset = c.transcode.preset;
